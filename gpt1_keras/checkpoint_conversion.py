@@ -1,0 +1,273 @@
+"""Loads released GPT-1 weights into a `GPT1Backbone`.
+
+Two sources are supported:
+
+* a Hugging Face `OpenAIGPTModel` / `OpenAIGPTLMHeadModel` /
+  `OpenAIGPTDoubleHeadsModel` state dict: a `.safetensors` or `.bin` file, a
+  directory holding one (plus `config.json`), or a mapping of names to arrays;
+* the original OpenAI release (`params_shapes.json` + `params_0.npy` ..
+  `params_9.npy`, from openai/finetune-transformer-lm).
+
+Both store Conv1D weights as `[in, out]`, the layout of a Keras `Dense` kernel.
+If the backbone's vocabulary is larger than the checkpoint's (the `gpt1` preset
+keeps 3 rows for `_start_`, `_delimiter_`, `_classify_`), the extra rows keep
+their fresh N(0, 0.02) initialisation, as in GPT-1's fine-tuning code.
+
+This module is backend-agnostic: it reads files with numpy/safetensors and
+assigns values to Keras variables. `torch` is imported only to read `.bin`.
+"""
+
+import json
+import os
+
+import numpy as np
+
+_HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_OPENAI_NUM_SHARDS = 10
+
+# HF names of one block's tensors -> (sub-layer path in GPT1DecoderBlock, variable).
+_HF_BLOCK_TENSORS = {
+    "attn.c_attn.weight": ("attn.c_attn", "kernel"),
+    "attn.c_attn.bias": ("attn.c_attn", "bias"),
+    "attn.c_proj.weight": ("attn.c_proj", "kernel"),
+    "attn.c_proj.bias": ("attn.c_proj", "bias"),
+    "ln_1.weight": ("ln_1", "gamma"),
+    "ln_1.bias": ("ln_1", "beta"),
+    "mlp.c_fc.weight": ("c_fc", "kernel"),
+    "mlp.c_fc.bias": ("c_fc", "bias"),
+    "mlp.c_proj.weight": ("c_proj", "kernel"),
+    "mlp.c_proj.bias": ("c_proj", "bias"),
+    "ln_2.weight": ("ln_2", "gamma"),
+    "ln_2.bias": ("ln_2", "beta"),
+}
+# The original release stores each block's tensors in this order.
+_OPENAI_BLOCK_ORDER = (
+    "attn.c_attn.weight",
+    "attn.c_attn.bias",
+    "attn.c_proj.weight",
+    "attn.c_proj.bias",
+    "ln_1.weight",
+    "ln_1.bias",
+    "mlp.c_fc.weight",
+    "mlp.c_fc.bias",
+    "mlp.c_proj.weight",
+    "mlp.c_proj.bias",
+    "ln_2.weight",
+    "ln_2.bias",
+)
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the model it is loaded into."""
+
+
+def backbone_config_from_hf(hf_config):
+    """Maps a Hugging Face `OpenAIGPTConfig` (dict or object) to backbone arguments.
+
+    Args:
+        hf_config: the parsed `config.json`, or a `transformers` config object.
+
+    Returns:
+        A dict of `GPT1Backbone` constructor arguments.
+    """
+    if not isinstance(hf_config, dict):
+        hf_config = hf_config.to_dict()
+    afn = hf_config.get("afn", "gelu")
+    if afn != "gelu":
+        raise CheckpointMismatchError(
+            f"GPT1Backbone implements the tanh-GELU of GPT-1 only. Received: afn={afn!r}"
+        )
+    hidden_dim = hf_config["n_embd"]
+    return {
+        "vocabulary_size": hf_config["vocab_size"],
+        "num_layers": hf_config["n_layer"],
+        "num_heads": hf_config["n_head"],
+        "hidden_dim": hidden_dim,
+        "intermediate_dim": 4 * hidden_dim,
+        "max_sequence_length": hf_config["n_positions"],
+        "dropout": hf_config.get("resid_pdrop", 0.1),
+        "layer_norm_epsilon": hf_config.get("layer_norm_epsilon", 1e-5),
+    }
+
+
+def load_hf_state_dict(path):
+    """Reads a Hugging Face GPT-1 state dict into `{name: np.ndarray}`.
+
+    Args:
+        path: a `.safetensors` or `.bin` file, or a directory containing
+            `model.safetensors` or `pytorch_model.bin`.
+    """
+    if os.path.isdir(path):
+        for name in _HF_WEIGHT_FILES:
+            candidate = os.path.join(path, name)
+            if os.path.exists(candidate):
+                return load_hf_state_dict(candidate)
+        raise FileNotFoundError(
+            f"No weights in {path}: looked for {', '.join(_HF_WEIGHT_FILES)}."
+        )
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Checkpoint file not found: {path}")
+    if path.endswith(".safetensors"):
+        from safetensors.numpy import load_file
+
+        return dict(load_file(path))
+    if path.endswith((".bin", ".pt", ".pth")):
+        import torch  # Only needed for PyTorch pickles.
+
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        return {k: v.detach().float().numpy() for k, v in state.items()}
+    raise ValueError(
+        f"Unsupported checkpoint file {path}: expected .safetensors or .bin."
+    )
+
+
+def _assign(variable, value, name):
+    value = np.asarray(value)
+    if tuple(variable.shape) != value.shape:
+        raise CheckpointMismatchError(
+            f"Shape mismatch for checkpoint tensor {name!r}: the checkpoint has "
+            f"{value.shape}, the model's {variable.path!r} has {tuple(variable.shape)}."
+        )
+    variable.assign(value.astype(variable.dtype))
+
+
+def _assign_embedding_rows(variable, value, name, what):
+    """Assigns the first rows of an embedding table; extra model rows are kept."""
+    value = np.asarray(value)
+    rows, width = variable.shape
+    if value.ndim != 2 or value.shape[1] != width or value.shape[0] > rows:
+        raise CheckpointMismatchError(
+            f"Shape mismatch for checkpoint tensor {name!r}: the checkpoint has "
+            f"{value.shape}, the model's {what} {variable.path!r} has {(rows, width)}; "
+            f"it can hold at most {rows} rows of width {width}."
+        )
+    table = np.array(variable.numpy())
+    table[: value.shape[0]] = value
+    variable.assign(table.astype(variable.dtype))
+
+
+def _block_variable(backbone, layer_index, sublayer_path, attribute):
+    layer = backbone.get_layer(f"transformer_layer_{layer_index}")
+    for part in sublayer_path.split("."):
+        layer = getattr(layer, part)
+    return getattr(layer, attribute)
+
+
+def convert_hf_weights(backbone, state_dict):
+    """Copies a Hugging Face GPT-1 state dict into `backbone`.
+
+    Args:
+        backbone: a built `GPT1Backbone` with the checkpoint's architecture; its
+            vocabulary may be larger than the checkpoint's (extra rows kept).
+        state_dict: `{name: array}` (see `load_hf_state_dict`), with or without
+            the `transformer.` prefix of the LM-head models.
+
+    Raises:
+        CheckpointMismatchError: a tensor is missing or has the wrong shape.
+    """
+    state = {}
+    for name, value in state_dict.items():
+        name = name[len("transformer.") :] if name.startswith("transformer.") else name
+        state[name] = np.asarray(value)
+
+    def take(name):
+        if name not in state:
+            raise CheckpointMismatchError(
+                f"Checkpoint tensor {name!r} is missing "
+                f"(the checkpoint has {len(state)} tensors)."
+            )
+        return state[name]
+
+    # The LM head is tied to the token embedding: nothing separate to load.
+    _assign_embedding_rows(
+        backbone.token_embedding.embeddings,
+        take("tokens_embed.weight"),
+        "tokens_embed.weight",
+        "token embedding",
+    )
+    _assign_embedding_rows(
+        backbone.position_embedding.embeddings,
+        take("positions_embed.weight")[: backbone.max_sequence_length],
+        "positions_embed.weight",
+        "position embedding",
+    )
+    for i in range(backbone.num_layers):
+        for hf_name, (path, attribute) in _HF_BLOCK_TENSORS.items():
+            name = f"h.{i}.{hf_name}"
+            _assign(_block_variable(backbone, i, path, attribute), take(name), name)
+    extra = sorted(
+        n for n in state if n.startswith("h.") and int(n.split(".")[1]) >= backbone.num_layers
+    )
+    if extra:
+        raise CheckpointMismatchError(
+            f"The checkpoint has more layers than the model ({backbone.num_layers}); "
+            f"first unused tensor: {extra[0]!r}."
+        )
+
+
+def load_openai_params(directory):
+    """Reads the original release into a list of arrays, in file order.
+
+    `params_shapes.json` lists every tensor's shape; `params_0.npy` ..
+    `params_9.npy` hold the flattened, concatenated values split in 10 shards.
+
+    Args:
+        directory: the folder holding `params_shapes.json` and the shards.
+
+    Returns:
+        The tensors in the order of `params_shapes.json`: positions `[512, 768]`
+        first, then tokens `[40478, 768]`, then 12 tensors per layer.
+    """
+    shapes_path = os.path.join(directory, "params_shapes.json")
+    if not os.path.exists(shapes_path):
+        raise FileNotFoundError(f"Missing {shapes_path} (the list of tensor shapes).")
+    with open(shapes_path) as f:
+        shapes = json.load(f)
+    shards = []
+    for i in range(_OPENAI_NUM_SHARDS):
+        shard_path = os.path.join(directory, f"params_{i}.npy")
+        if not os.path.exists(shard_path):
+            raise FileNotFoundError(
+                f"Missing shard {shard_path}: the release has params_0.npy .. "
+                f"params_{_OPENAI_NUM_SHARDS - 1}.npy."
+            )
+        shards.append(np.load(shard_path).reshape(-1))
+    flat = np.concatenate(shards)
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    if sum(sizes) != flat.size:
+        raise CheckpointMismatchError(
+            f"{shapes_path} lists {sum(sizes)} values but the shards in {directory} "
+            f"hold {flat.size}."
+        )
+    offsets = np.cumsum([0] + sizes)
+    return [
+        flat[offsets[i] : offsets[i + 1]].reshape(shape) for i, shape in enumerate(shapes)
+    ]
+
+
+def openai_params_to_hf_state_dict(params):
+    """Names the original release's arrays as a Hugging Face state dict.
+
+    Positions come **first** in the release and tokens second (a common
+    reimplementation trap); Conv1D weights carry a leading axis of 1.
+    """
+    if (len(params) - 2) % len(_OPENAI_BLOCK_ORDER):
+        raise CheckpointMismatchError(
+            f"The release holds {len(params)} tensors; expected 2 + "
+            f"{len(_OPENAI_BLOCK_ORDER)} per layer."
+        )
+    state = {"positions_embed.weight": params[0], "tokens_embed.weight": params[1]}
+    num_layers = (len(params) - 2) // len(_OPENAI_BLOCK_ORDER)
+    block_params = iter(params[2:])
+    for i in range(num_layers):
+        for name in _OPENAI_BLOCK_ORDER:
+            value = next(block_params)
+            if name.endswith("weight") and value.ndim == 3:
+                value = value[0]  # Conv1D [1, in, out] -> [in, out]
+            state[f"h.{i}.{name}"] = value
+    return state
+
+
+def convert_openai_weights(backbone, directory):
+    """Loads the original OpenAI release from `directory` into `backbone`."""
+    convert_hf_weights(backbone, openai_params_to_hf_state_dict(load_openai_params(directory)))

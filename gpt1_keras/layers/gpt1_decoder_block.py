@@ -1,0 +1,110 @@
+import keras
+from keras import ops
+
+from gpt1_keras.layers.causal_self_attention import CausalSelfAttention
+
+
+@keras.saving.register_keras_serializable(package="gpt1_keras")
+class GPT1DecoderBlock(keras.layers.Layer):
+    """One GPT-1 transformer block: attention and MLP, each followed by LayerNorm.
+
+    GPT-1 is **post-LN**: `n = LN_1(x + Attn(x))`, `h = LN_2(n + MLP(n))`, with
+    `MLP(n) = c_proj(gelu_tanh(c_fc(n)))`. Dropout hits each residual branch.
+
+    Args:
+        num_heads: int. Attention heads.
+        intermediate_dim: int. Inner width of the MLP (4 x width in GPT-1).
+        dropout: float. Dropout on attention probabilities and residual branches.
+        layer_norm_epsilon: float. LayerNorm epsilon (1e-5 in GPT-1, not Keras'
+            default 1e-3).
+        kernel_initializer: initializer for every kernel (default N(0, 0.02)).
+        **kwargs: `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: `(batch, length, hidden_dim)` tensor.
+        padding_mask: optional `(batch, length)` mask, 1 for real tokens.
+        training: bool, whether dropout is active.
+
+    Example:
+    ```python
+    block = GPT1DecoderBlock(num_heads=12, intermediate_dim=3072)
+    outputs = block(keras.ops.ones((2, 16, 768)))  # (2, 16, 768)
+    ```
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        intermediate_dim,
+        dropout=0.1,
+        layer_norm_epsilon=1e-5,
+        kernel_initializer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.intermediate_dim = int(intermediate_dim)
+        self.dropout = dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer or keras.initializers.RandomNormal(stddev=0.02)
+        )
+        self.supports_masking = True
+
+    def build(self, inputs_shape):
+        hidden_dim = inputs_shape[-1]
+        common = dict(dtype=self.dtype_policy)
+        dense = dict(
+            kernel_initializer=self.kernel_initializer, bias_initializer="zeros", **common
+        )
+        self.attn = CausalSelfAttention(
+            self.num_heads,
+            dropout=self.dropout,
+            kernel_initializer=self.kernel_initializer,
+            name="attn",
+            **common,
+        )
+        self.attn.build(inputs_shape)
+        self.ln_1 = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name="ln_1", **common
+        )
+        self.ln_1.build(inputs_shape)
+        self.c_fc = keras.layers.Dense(self.intermediate_dim, name="c_fc", **dense)
+        self.c_fc.build(inputs_shape)
+        self.c_proj = keras.layers.Dense(hidden_dim, name="c_proj", **dense)
+        self.c_proj.build(tuple(inputs_shape[:-1]) + (self.intermediate_dim,))
+        self.ln_2 = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name="ln_2", **common
+        )
+        self.ln_2.build(inputs_shape)
+        self.residual_dropout = keras.layers.Dropout(
+            self.dropout, name="residual_dropout", **common
+        )
+        self.built = True
+
+    def call(self, inputs, padding_mask=None, training=None):
+        attended = self.attn(inputs, padding_mask=padding_mask, training=training)
+        attended = self.residual_dropout(attended, training=training)
+        normed = self.ln_1(inputs + attended)
+        # tanh-approximate GELU, as in GPT-1 (Keras' default is the exact erf form).
+        hidden = ops.gelu(self.c_fc(normed), approximate=True)
+        hidden = self.residual_dropout(self.c_proj(hidden), training=training)
+        return self.ln_2(normed + hidden)
+
+    def compute_output_shape(self, inputs_shape):
+        return inputs_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "dropout": self.dropout,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+            }
+        )
+        return config

@@ -1,0 +1,161 @@
+import keras
+from keras import ops
+
+from gpt1_keras.layers.gpt1_decoder_block import GPT1DecoderBlock
+from gpt1_keras.layers.position_embedding import PositionEmbedding
+from gpt1_keras.models.gpt1_presets import get_preset
+
+
+def _gpt1_initializer():
+    return keras.initializers.RandomNormal(stddev=0.02)
+
+
+@keras.saving.register_keras_serializable(package="gpt1_keras")
+class GPT1Backbone(keras.Model):
+    """The GPT-1 decoder: embeddings and post-LN transformer blocks.
+
+    `h0 = token_embedding[ids] + position_embedding[0..T-1]`, dropout, then
+    `num_layers` post-LN blocks (`GPT1DecoderBlock`). There is no final
+    LayerNorm. The outputs are the last block's hidden states; the LM head
+    (`GPT1CausalLM`) projects them with the transposed token embedding.
+
+    Choices where GPT-1's original code and Hugging Face differ (both defensible,
+    see GPT1_SPEC.md): embedding dropout acts on the summed activations (as HF),
+    not on the embedding matrix; positions are `0..T-1` for every row, padded or
+    not (as HF), so left-padded rows get shifted positions.
+
+    Args:
+        vocabulary_size: int. Rows of the token embedding (40,478 BPE tokens plus
+            the 3 special tokens in the `gpt1` preset).
+        num_layers: int. Transformer blocks.
+        num_heads: int. Attention heads per block.
+        hidden_dim: int. Model width.
+        intermediate_dim: int. MLP inner width.
+        dropout: float. Dropout on embeddings, attention probabilities and
+            residual branches.
+        max_sequence_length: int. Context size (learned positions).
+        layer_norm_epsilon: float. LayerNorm epsilon.
+        dtype: dtype or `keras.DTypePolicy` for the model's computations and
+            weights (e.g. `"mixed_bfloat16"`).
+        **kwargs: `keras.Model` arguments (`name`, ...).
+
+    Call arguments (a dict):
+        token_ids: int `(batch, length)` tensor.
+        padding_mask: `(batch, length)` tensor, 1 (or True) for real tokens.
+
+    Example:
+    ```python
+    backbone = GPT1Backbone.from_preset("gpt1_tiny")
+    hidden = backbone({
+        "token_ids": np.array([[40478, 249, 1362, 40480]]),
+        "padding_mask": np.array([[1, 1, 1, 1]]),
+    })  # (1, 4, 32)
+    ```
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        intermediate_dim,
+        dropout=0.1,
+        max_sequence_length=512,
+        layer_norm_epsilon=1e-5,
+        dtype=None,
+        **kwargs,
+    ):
+        # === Layers ===
+        # Built as locals and assigned after `super().__init__()`: the torch
+        # backend refuses attribute layers before `Module.__init__`.
+        token_embedding = keras.layers.ReversibleEmbedding(
+            input_dim=vocabulary_size,
+            output_dim=hidden_dim,
+            embeddings_initializer=_gpt1_initializer(),
+            dtype=dtype,
+            name="token_embedding",
+        )
+        position_embedding = PositionEmbedding(
+            sequence_length=max_sequence_length,
+            initializer=_gpt1_initializer(),
+            dtype=dtype,
+            name="position_embedding",
+        )
+        embeddings_dropout = keras.layers.Dropout(
+            dropout, dtype=dtype, name="embeddings_dropout"
+        )
+        transformer_layers = [
+            GPT1DecoderBlock(
+                num_heads=num_heads,
+                intermediate_dim=intermediate_dim,
+                dropout=dropout,
+                layer_norm_epsilon=layer_norm_epsilon,
+                kernel_initializer=_gpt1_initializer(),
+                dtype=dtype,
+                name=f"transformer_layer_{i}",
+            )
+            for i in range(num_layers)
+        ]
+
+        # === Functional model ===
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
+        tokens = token_embedding(token_ids)  # (B, T, C)
+        x = tokens + position_embedding(tokens)  # + (1, T, C)
+        x = embeddings_dropout(x)
+        for block in transformer_layers:
+            x = block(x, padding_mask=padding_mask)
+        super().__init__(
+            inputs={"token_ids": token_ids, "padding_mask": padding_mask},
+            outputs=x,
+            dtype=dtype,
+            **kwargs,
+        )
+
+        self.token_embedding = token_embedding
+        self.position_embedding = position_embedding
+        self.embeddings_dropout = embeddings_dropout
+        self.transformer_layers = transformer_layers
+
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.max_sequence_length = max_sequence_length
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "vocabulary_size": self.vocabulary_size,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "hidden_dim": self.hidden_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "dropout": self.dropout,
+            "max_sequence_length": self.max_sequence_length,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
+
+    @classmethod
+    def from_preset(cls, preset, **overrides):
+        """Builds a randomly initialised backbone from a preset name.
+
+        Args:
+            preset: one of `gpt1`, `gpt1_small`, `gpt1_tiny`.
+            **overrides: constructor arguments replacing the preset's.
+        """
+        return cls(**{**get_preset(preset), **overrides})
