@@ -271,3 +271,57 @@ def openai_params_to_hf_state_dict(params):
 def convert_openai_weights(backbone, directory):
     """Loads the original OpenAI release from `directory` into `backbone`."""
     convert_hf_weights(backbone, openai_params_to_hf_state_dict(load_openai_params(directory)))
+
+
+def load_pretrained_lm(source_format, path, num_special_tokens=3, preset=None):
+    """Builds a `GPT1CausalLM` holding released GPT-1 weights.
+
+    Args:
+        source_format: `"hf"` (a Hugging Face file or directory) or `"openai"`
+            (the original `params_*.npy` release).
+        path: the checkpoint file or directory.
+        num_special_tokens: rows added to the checkpoint's vocabulary for
+            `_start_`, `_delimiter_`, `_classify_` (fresh N(0, 0.02) values).
+        preset: backbone preset giving the architecture. For `"hf"` the default
+            reads `config.json` beside the weights; for `"openai"` it is `gpt1`.
+
+    Returns:
+        A `GPT1CausalLM` whose vocabulary is the checkpoint's plus
+        `num_special_tokens`.
+    """
+    from gpt1_keras.models.gpt1_backbone import GPT1Backbone
+    from gpt1_keras.models.gpt1_causal_lm import GPT1CausalLM
+    from gpt1_keras.models.gpt1_presets import get_preset
+
+    if source_format == "hf":
+        state = load_hf_state_dict(path)
+        if preset is not None:
+            config = get_preset(preset)
+        else:
+            directory = path if os.path.isdir(path) else os.path.dirname(path)
+            config_path = os.path.join(directory, "config.json")
+            if not os.path.exists(config_path):
+                raise FileNotFoundError(
+                    f"No config.json beside {path}: name the architecture with a preset."
+                )
+            with open(config_path) as f:
+                config = backbone_config_from_hf(json.load(f))
+        tokens = state.get("tokens_embed.weight", state.get("transformer.tokens_embed.weight"))
+        if tokens is None:
+            raise CheckpointMismatchError(
+                f"{path} has no 'tokens_embed.weight': not a GPT-1 checkpoint."
+            )
+    elif source_format == "openai":
+        params = load_openai_params(path)
+        state = openai_params_to_hf_state_dict(params)
+        config = get_preset(preset or "gpt1")
+        tokens = state["tokens_embed.weight"]
+    else:
+        raise ValueError(
+            f"Unknown checkpoint format. Received: source_format={source_format!r}; "
+            "expected 'hf' or 'openai'."
+        )
+    config["vocabulary_size"] = tokens.shape[0] + num_special_tokens
+    backbone = GPT1Backbone(**config)
+    convert_hf_weights(backbone, state)
+    return GPT1CausalLM(backbone)
