@@ -1,0 +1,22 @@
+"""Training GPT-1: schedules, optimizer, checkpoints, callbacks, the `model.fit` trainer.
+
+Backend-independent except `tf_distribute` (TensorFlow-only, imported on demand by
+`distribution` when the Keras backend is TensorFlow).
+"""
+
+from gpt1_keras.training.callbacks import NonFiniteLossError
+from gpt1_keras.training.checkpointing import CheckpointError
+from gpt1_keras.training.checkpointing import CheckpointManager
+from gpt1_keras.training.distribution import Distribution
+from gpt1_keras.training.distribution import make_distribution
+from gpt1_keras.training.generation import generate_text
+from gpt1_keras.training.generation import sample_tokens
+from gpt1_keras.training.optimizers import GPT1Adam
+from gpt1_keras.training.optimizers import build_optimizer
+from gpt1_keras.training.schedules import WarmupCosineDecay
+from gpt1_keras.training.schedules import WarmupLinearDecay
+from gpt1_keras.training.schedules import warmup_cosine
+from gpt1_keras.training.schedules import warmup_linear
+from gpt1_keras.training.trainer import TrainConfig
+from gpt1_keras.training.trainer import TrainResult
+from gpt1_keras.training.trainer import train

@@ -1,0 +1,116 @@
+"""Backend-aware data parallelism for the trainer.
+
+`make_distribution(name)` returns a `Distribution` that the trainer uses the same way
+on every backend: `scope()` around model and optimizer creation, `dataset(...)` for
+the (sharded, positioned) input, `num_replicas` and `is_chief`.
+
+- TensorFlow backend: a `tf.distribute` strategy (see `tf_distribute`): `"default"`,
+  `"mirrored"`, `"multi_worker"` (from `TF_CONFIG`), `"tpu"`.
+- JAX backend: `"default"`, or `"mirrored"`/`"data_parallel"` =
+  `keras.distribution.DataParallel` over all local JAX devices (set
+  `XLA_FLAGS=--xla_force_host_platform_device_count=N` for N CPU devices).
+- torch backend: `"default"` only.
+"""
+
+import contextlib
+import dataclasses
+
+import keras
+
+STRATEGIES = ("default", "mirrored", "data_parallel", "multi_worker", "tpu")
+
+
+@dataclasses.dataclass
+class Distribution:
+    """How training is spread over devices; build with `make_distribution`.
+
+    Attributes:
+        name: the strategy name.
+        num_replicas: replicas in sync (the global batch is split between them).
+        is_chief: whether this process writes checkpoints and artifacts.
+        tf_strategy: the `tf.distribute.Strategy` on the TensorFlow backend, else None.
+    """
+
+    name: str
+    num_replicas: int = 1
+    is_chief: bool = True
+    tf_strategy: object = None
+
+    def scope(self):
+        """The context to create the model and optimizer in."""
+        if self.tf_strategy is not None:
+            return self.tf_strategy.scope()
+        return contextlib.nullcontext()
+
+    def prepare_model(self, model):
+        """Applies strategy-specific fixes to a freshly built model."""
+        if self.tf_strategy is not None and self.name == "multi_worker":
+            from gpt1_keras.training import tf_distribute
+
+            tf_distribute.fix_multi_worker_symbolic_build(model, self.tf_strategy)
+        return model
+
+    def dataset(self, dataset_fn, skip_steps=0, take_steps=None):
+        """Input for `fit`/`evaluate` from `dataset_fn(input_context)`.
+
+        `dataset_fn(None)` must return global batches; with a context it must return
+        that pipeline's per-replica batches. The result starts after `skip_steps`
+        global batches; with `take_steps`, it repeats its first `take_steps` batches.
+        """
+        if self.tf_strategy is not None and self.name != "default":
+            from gpt1_keras.training import tf_distribute
+
+            return tf_distribute.distribute_per_replica(
+                self.tf_strategy, dataset_fn, skip_steps, take_steps
+            )
+        ds = dataset_fn(None)
+        if skip_steps:
+            ds = ds.skip(skip_steps)
+        if take_steps is not None:
+            ds = ds.take(take_steps).repeat()
+        return ds
+
+
+def make_distribution(name="default", tpu_address=None):
+    """Builds the `Distribution` for the current Keras backend; see the module docstring."""
+    backend = keras.backend.backend()
+    if name not in STRATEGIES:
+        raise ValueError(
+            f"Unknown strategy; expected one of {STRATEGIES}. Received: strategy={name!r}"
+        )
+    if backend == "tensorflow":
+        from gpt1_keras.training import tf_distribute
+
+        tf_name = "mirrored" if name == "data_parallel" else name
+        strategy = tf_distribute.make_strategy(tf_name, tpu_address)
+        return Distribution(
+            name=tf_name,
+            num_replicas=strategy.num_replicas_in_sync,
+            is_chief=tf_distribute.is_chief(strategy),
+            tf_strategy=strategy,
+        )
+    if backend == "jax":
+        if name == "default":
+            return Distribution(name="default")
+        if name in ("mirrored", "data_parallel"):
+            devices = keras.distribution.list_devices()
+            keras.distribution.set_distribution(
+                keras.distribution.DataParallel(devices=devices)
+            )
+            import jax
+
+            return Distribution(
+                name="data_parallel",
+                num_replicas=len(devices),
+                is_chief=jax.process_index() == 0,
+            )
+        raise ValueError(
+            f"strategy={name!r} needs the TensorFlow backend; on JAX use 'default' or "
+            "'data_parallel'."
+        )
+    if name != "default":
+        raise ValueError(
+            f"strategy={name!r} is not available on the {backend} backend; use 'default' "
+            "(or the TensorFlow/JAX backend for data parallelism)."
+        )
+    return Distribution(name="default")

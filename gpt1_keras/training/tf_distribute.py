@@ -1,0 +1,176 @@
+"""`tf.distribute` strategies for training on the TensorFlow backend (TF-only module).
+
+- `"default"`: the default strategy (one device).
+- `"mirrored"`: `MirroredStrategy` over all local devices (GPUs, or logical CPU
+  devices made with `split_cpu`).
+- `"multi_worker"`: `MultiWorkerMirroredStrategy`, cluster from the `TF_CONFIG`
+  environment variable (every worker runs the same program with its own
+  `task.index`).
+- `"tpu"`: `TPUStrategy` on the TPU at `tpu_address` (`"local"` for a TPU VM).
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+TF_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+def split_cpu(num_devices):
+    """Splits the first CPU into `num_devices` logical devices (before TF starts).
+
+    Lets `MirroredStrategy` run with several replicas on one CPU (tests, debugging).
+    """
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpus[0], [tf.config.LogicalDeviceConfiguration()] * num_devices
+    )
+
+
+def read_tf_config():
+    """Parses and checks `TF_CONFIG`; errors name the variable and the problem."""
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise ValueError(
+            "--strategy=multi_worker needs the TF_CONFIG environment variable, e.g. "
+            '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+            '"task": {"type": "worker", "index": 0}}'
+        )
+    try:
+        config = json.loads(raw)
+        workers = config["cluster"]["worker"]
+        task = config["task"]
+        task["type"], int(task["index"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"TF_CONFIG is malformed ({e!r}). Received: TF_CONFIG={raw}") from e
+    if not workers:
+        raise ValueError(f"TF_CONFIG lists no workers. Received: TF_CONFIG={raw}")
+    return config
+
+
+def make_strategy(name="default", tpu_address=None):
+    """Builds a `tf.distribute.Strategy` by name (see the module docstring)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        read_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        if not tpu_address:
+            raise ValueError("--strategy=tpu needs --tpu (a TPU name, grpc:// address or 'local').")
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(
+        f"Unknown strategy; expected one of {TF_STRATEGIES}. Received: strategy={name!r}"
+    )
+
+
+def is_chief(strategy):
+    """True on the process that writes checkpoints and artifacts.
+
+    The chief is task `chief` if the cluster has one, else `worker` 0; single-process
+    strategies are always chief.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type is None or task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def distribute_per_replica(strategy, dataset_fn, skip_steps=0, take_steps=None):
+    """A `DistributedDataset` from `dataset_fn(input_context)`, positioned at a step.
+
+    `dataset_fn` returns per-replica batches for its input pipeline (e.g.
+    `make_lm_dataset(..., input_context=ctx)`). Each global step takes one batch per
+    local replica from each pipeline, so skipping `skip_steps` global steps skips
+    `skip_steps * replicas_per_pipeline` batches. `take_steps` (then repeated)
+    pins the dataset to the same first `take_steps` global batches on every pass
+    (validation).
+    """
+
+    def fn(input_context):
+        per_pipeline = max(
+            input_context.num_replicas_in_sync // input_context.num_input_pipelines, 1
+        )
+        ds = dataset_fn(input_context)
+        if skip_steps:
+            ds = ds.skip(skip_steps * per_pipeline)
+        if take_steps is not None:
+            ds = ds.take(take_steps * per_pipeline).repeat()
+        return ds
+
+    return strategy.distribute_datasets_from_function(fn)
+
+
+def in_multi_replica_context():
+    """True inside `strategy.run` of a strategy with more than one replica."""
+    if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
+        return False
+    return tf.distribute.get_replica_context().num_replicas_in_sync > 1
+
+
+def all_reduce_then_clip_update(optimizer, grads, trainable_variables, learning_rate):
+    """The TF backend's distributed update step, with global-norm clipping moved after
+    the gradient all-reduce (Keras 3.15 clips the per-replica gradients instead).
+
+    Mirrors `keras/src/backend/tensorflow/optimizer.py::_backend_update_step`.
+    """
+    import keras
+    from keras.src.optimizers.base_optimizer import clip_by_global_norm
+
+    variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+    grads_and_vars = optimizer._all_reduce_sum_gradients(list(zip(grads, variables)))
+    grads = clip_by_global_norm([g for g, _ in grads_and_vars], optimizer.global_clipnorm)
+    tf.__internal__.distribute.interim.maybe_merge_call(
+        optimizer._distributed_tf_update_step,
+        optimizer._distribution_strategy,
+        list(zip(grads, [v for _, v in grads_and_vars])),
+        learning_rate,
+    )
+
+
+def fix_multi_worker_symbolic_build(model, strategy):
+    """Lets `model.fit` start under `MultiWorkerMirroredStrategy` (Keras 3.15 workaround).
+
+    Before training, Keras' TF trainer (`_maybe_symbolic_build`) takes the first
+    distributed batch and calls `strategy.reduce("MEAN", batch)` on the whole nested
+    structure, which `MultiWorkerMirroredStrategy` rejects ("Attempt to convert a
+    value ({'token_ids': PerReplica..."). The batch only serves to learn shapes and
+    dtypes, so this instance-level override uses this worker's local values instead.
+    """
+    original = type(model)._maybe_symbolic_build
+
+    def _maybe_symbolic_build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues) else v,
+                    next(it),
+                )
+                break
+        return original(model, data_batch=data_batch)
+
+    object.__setattr__(model, "_maybe_symbolic_build", _maybe_symbolic_build)
+
+    # The same Keras version reduces each worker's scalar logs with
+    # `strategy.reduce("MEAN", v, axis=0)`, which fails on rank-0 tensors ("Invalid
+    # reduction dimension 0 for input with 0 dimensions"): give the logs shape [1].
+    for name in ("train_step", "test_step"):
+        step_fn = getattr(type(model), name)
+
+        def rank_one_logs(data, step_fn=step_fn):
+            logs = step_fn(model, data)
+            return {k: tf.reshape(v, [1]) if getattr(v, "shape", None) == () else v
+                    for k, v in logs.items()}
+
+        object.__setattr__(model, name, rank_one_logs)

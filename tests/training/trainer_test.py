@@ -1,0 +1,109 @@
+"""The model.fit trainer on every backend: fit, checkpoints, resume, NaN stop."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl.testing import absltest
+from keras import ops
+
+from gpt1_keras.models import GPT1CausalLM
+from gpt1_keras.training import NonFiniteLossError
+from gpt1_keras.training import TrainConfig
+from gpt1_keras.training import train
+
+_T = 8
+
+
+def _dataset_fn(input_context):
+    """A fixed 32-window 'corpus' of a 20-token language, repeated forever."""
+    rng = np.random.default_rng(0)
+    windows = rng.integers(0, 20, (32, _T + 1)).astype("int32")
+    ds = tf.data.Dataset.from_tensor_slices((
+        {"token_ids": windows[:, :-1], "padding_mask": np.ones((32, _T), "int32")},
+        windows[:, 1:],
+        np.ones((32, _T), "float32"),
+    )).repeat()
+    batch = 4 if input_context is None else input_context.get_per_replica_batch_size(4)
+    return ds.batch(batch, drop_remainder=True)
+
+
+def _build_model():
+    keras.utils.set_random_seed(0)
+    return GPT1CausalLM.from_preset("gpt1_tiny", num_layers=1, max_sequence_length=_T)
+
+
+def _config(model_dir, **overrides):
+    values = dict(
+        model_dir=model_dir, train_steps=6, global_batch_size=4, sequence_length=_T,
+        learning_rate=1e-2, warmup_steps=1, steps_per_epoch=3, validation_steps=2,
+        checkpoint_every=2, keep_checkpoints=2, verbose=0,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+class PoisonAt(keras.callbacks.Callback):
+    """Sets a weight to NaN before the update that would make `iterations == step`."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if int(ops.convert_to_numpy(self.model.optimizer.iterations)) == self.step - 1:
+            weight = self.model.trainable_variables[0]
+            weight.assign(ops.full(weight.shape, float("nan")))
+
+
+class TrainerTest(absltest.TestCase):
+    def test_fit_checkpoints_and_resumes(self):
+        model_dir = self.create_tempdir().full_path
+        result = train(_build_model, _dataset_fn, _config(model_dir), val_dataset_fn=_dataset_fn)
+        self.assertEqual((result.initial_step, result.final_step), (0, 6))
+        self.assertEqual([e["step"] for e in result.history], [3, 6])
+        first, last = result.history
+        self.assertLess(last["val_loss"], first["val_loss"])  # it learns
+        self.assertLess(last["val_loss"], np.log(40481) - 1)
+        self.assertGreater(result.tokens_per_second, 0)
+        self.assertEqual(
+            sorted(os.listdir(os.path.join(model_dir, "checkpoints"))),
+            ["ckpt-000000004.json", "ckpt-000000004.npz",
+             "ckpt-000000006.json", "ckpt-000000006.npz"],
+        )
+        self.assertTrue(os.listdir(os.path.join(model_dir, "logs")))
+
+        # Same directory, more steps: continues at 6, never redoes steps 1-6.
+        more = train(_build_model, _dataset_fn, _config(model_dir, train_steps=8),
+                     val_dataset_fn=_dataset_fn)
+        self.assertEqual((more.initial_step, more.final_step), (6, 8))
+        self.assertEqual([e["step"] for e in more.history], [3, 6, 8])
+
+    def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(self):
+        model_dir = self.create_tempdir().full_path
+        with self.assertRaisesRegex(
+            NonFiniteLossError, r"became nan at step 5.*ckpt-000000004\.npz"
+        ):
+            train(_build_model, _dataset_fn, _config(model_dir, train_steps=9),
+                  callbacks=[PoisonAt(5)])
+        checkpoints = sorted(os.listdir(os.path.join(model_dir, "checkpoints")))
+        self.assertEqual(checkpoints[-1], "ckpt-000000004.npz")
+        with np.load(os.path.join(model_dir, "checkpoints", checkpoints[-1])) as data:
+            for key in data.files:
+                if data[key].dtype.kind == "f":
+                    self.assertTrue(np.isfinite(data[key]).all(), key)
+        # The run can continue from there (the poison is gone).
+        result = train(_build_model, _dataset_fn, _config(model_dir, train_steps=6))
+        self.assertEqual((result.initial_step, result.final_step), (4, 6))
+
+    def test_batch_must_split_over_replicas(self):
+        from gpt1_keras.training import Distribution
+
+        with self.assertRaisesRegex(ValueError, r"global batch size \(4\).*replicas \(3\)"):
+            train(_build_model, _dataset_fn, _config(self.create_tempdir().full_path),
+                  distribution=Distribution(name="fake", num_replicas=3))
+
+
+if __name__ == "__main__":
+    absltest.main()
