@@ -13,6 +13,7 @@ from gpt1_keras.layers import GPT1DecoderBlock
 from gpt1_keras.layers import PositionEmbedding
 from gpt1_keras.models import GPT1Backbone
 from gpt1_keras.models import GPT1CausalLM
+from gpt1_keras.models import GPT1Classifier
 from gpt1_keras.models import backbone_presets
 
 __version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Evaluation of pretrained GPT-1 language models (backend-agnostic)."""

@@ -1,0 +1,3 @@
+"""Preprocessing layers for GPT-1 tasks (TensorFlow ops; usable with every backend)."""
+
+from gpt1_keras.preprocessing.gpt1_classifier_preprocessor import GPT1ClassifierPreprocessor

@@ -1,0 +1,53 @@
+"""pipelines/evaluate.py: flags -> config -> library calls."""
+
+import json
+import os
+
+import keras
+from absl import flags
+from absl.testing import absltest
+from absl.testing import flagsaver
+
+from gpt1_keras.models import GPT1Backbone
+from gpt1_keras.models import GPT1CausalLM
+from pipelines import evaluate
+from tests.tasks.fixtures import DigitTokenizer
+
+FLAGS = flags.FLAGS
+
+
+class EvaluatePipelineTest(absltest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        FLAGS.mark_as_parsed()
+        keras.utils.set_random_seed(0)
+        cls.lm_path = os.path.join(absltest.get_default_test_tmpdir(), "lm.keras")
+        GPT1CausalLM(GPT1Backbone(vocabulary_size=904, num_layers=1, num_heads=2,
+                                  hidden_dim=16, intermediate_dim=32,
+                                  max_sequence_length=16)).save(cls.lm_path)
+
+    def test_evaluate_winograd(self):
+        data = self.create_tempdir().full_path
+        with open(os.path.join(data, "dev.jsonl"), "w") as f:
+            for answer in ("1", "2"):
+                f.write(json.dumps({"sentence": "1 _ 2", "option1": "3", "option2": "4 5",
+                                    "answer": answer, "qID": f"q{answer}"}) + "\n")
+        out = self.create_tempdir().full_path
+        with flagsaver.flagsaver(zero_shot="winograd", data_dir=data,
+                                 checkpoint=self.lm_path, output_dir=out):
+            config = evaluate.parse_flags()
+        result = evaluate.run(config, tokenizer=DigitTokenizer())
+        self.assertEqual(result["accuracy"], 0.5)  # same prediction for both
+        with open(os.path.join(out, "metrics.json")) as f:
+            self.assertEqual(json.load(f)["num_examples"], 2)
+        with open(os.path.join(out, "predictions_winograd_dev.tsv")) as f:
+            lines = f.read().splitlines()
+        self.assertEqual([line.split("\t")[0] for line in lines], ["index", "q1", "q2"])
+        with flagsaver.flagsaver(zero_shot="sst2", data_dir=data, output_dir=out,
+                                 checkpoint=self.lm_path, preset="gpt1_tiny"):
+            with self.assertRaisesRegex(Exception, "exactly one of --checkpoint"):
+                evaluate.parse_flags()
+
+
+if __name__ == "__main__":
+    absltest.main()

@@ -1,0 +1,127 @@
+"""Zero-shot heuristics against direct log-softmax computations on a tiny LM."""
+
+import keras
+import numpy as np
+from absl.testing import absltest
+
+from gpt1_keras.evaluation import zero_shot
+from gpt1_keras.models import GPT1CausalLM
+from tests.tasks.fixtures import DigitTokenizer
+
+START = 59
+
+
+def _log_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+class ZeroShotTest(absltest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        keras.utils.set_random_seed(0)
+        cls.lm = GPT1CausalLM.from_preset(
+            "gpt1_tiny", vocabulary_size=60, max_sequence_length=12, dropout=0.0)
+        cls.tok = DigitTokenizer()
+
+    def _direct(self, ids):
+        """log p(ids[t] | ids[:t]) for t >= 1, from the logits."""
+        logits = keras.ops.convert_to_numpy(self.lm(
+            {"token_ids": np.array([ids], "int32"),
+             "padding_mask": np.ones((1, len(ids)), "int32")}))[0]
+        lp = _log_softmax(logits.astype(np.float64))
+        return np.array([lp[t - 1, ids[t]] for t in range(1, len(ids))])
+
+    def test_span_scores_average_only_the_span(self):
+        got = zero_shot.span_log_probs(self.lm, [[START, 1, 2], [START]],
+                                       [[3, 4], [5, 6, 7]], batch_size=1)
+        np.testing.assert_allclose(got[0], self._direct([START, 1, 2, 3, 4])[-2:].mean(),
+                                   rtol=1e-5)
+        np.testing.assert_allclose(got[1], self._direct([START, 5, 6, 7]).mean(), rtol=1e-5)
+        # Too long for the 12-token context: the last 12 tokens are kept.
+        long = zero_shot.span_log_probs(self.lm, [[START] + [1] * 20], [[3, 4]])
+        np.testing.assert_allclose(long[0], self._direct([1] * 10 + [3, 4])[-2:].mean(),
+                                   rtol=1e-5)
+
+    def test_cola_scores_and_threshold(self):
+        scores = zero_shot.cola_scores(self.lm, self.tok, ["1 2 3", "4"])
+        np.testing.assert_allclose(scores[1], self._direct([START, 4]).mean(), rtol=1e-5)
+        labels = np.array([0, 0, 1, 1, 1])
+        fake = np.array([-5.0, -4.0, -3.0, -2.0, -1.0])
+        t = zero_shot.fit_threshold(fake, labels)
+        self.assertTrue(-4.0 < t < -3.0)
+        t = zero_shot.fit_threshold(np.array([-1.0, -2.0]), np.array([0, 0]))
+        self.assertTrue(np.isfinite(t))
+
+    def test_sst2_compares_the_two_words_after_very(self):
+        preds, lp = zero_shot.sst2_predict(self.lm, self.tok, ["1 2", "8"], cue="7",
+                                           words=("3", "4"))
+        for i, review in enumerate([[1, 2], [8]]):
+            ids = [START] + review + [7]
+            logits = keras.ops.convert_to_numpy(self.lm(
+                {"token_ids": np.array([ids], "int32"),
+                 "padding_mask": np.ones((1, len(ids)), "int32")}))[0, -1]
+            expected = _log_softmax(logits.astype(np.float64))[[3, 4]]
+            np.testing.assert_allclose(lp[i], expected, rtol=1e-5)
+            self.assertEqual(preds[i], int(expected[1] > expected[0]))
+
+    def test_multiple_choice_and_winograd(self):
+        preds, scores = zero_shot.multiple_choice_predict(
+            self.lm, self.tok, ["1 2"], [["3", "4 5"]], questions=["6"])
+        expected = [self._direct([START, 1, 2, 6, 3])[-1:].mean(),
+                    self._direct([START, 1, 2, 6, 4, 5])[-2:].mean()]
+        np.testing.assert_allclose(scores[0], expected, rtol=1e-5)
+        self.assertEqual(preds[0], int(np.argmax(expected)))
+
+        preds, scores = zero_shot.winograd_predict(
+            self.lm, self.tok, ["1 _ 2 3"], [["4", "5 6"]])
+        expected = [self._direct([START, 1, 4, 2, 3])[-2:].mean(),
+                    self._direct([START, 1, 5, 6, 2, 3])[-2:].mean()]
+        np.testing.assert_allclose(scores[0], expected, rtol=1e-5)
+        with self.assertRaisesRegex(ValueError, "exactly one '_'"):
+            zero_shot.winograd_predict(self.lm, self.tok, ["no blank"], [["1", "2"]])
+
+    def test_evaluate_on_task_files(self):
+        import csv
+        import json
+        import os
+
+        from gpt1_keras.tasks.story_cloze import TEST_FILE
+
+        d = self.create_tempdir().full_path
+        for name, rows in [("train.tsv", [("c", "1", "", "1 2 3"), ("c", "0", "*", "3 2 1"),
+                                          ("c", "1", "", "1 2")]),
+                           ("dev.tsv", [("c", "1", "", "1 2 3"), ("c", "0", "*", "9")])]:
+            with open(os.path.join(d, name), "w") as f:
+                f.write("".join("\t".join(r) + "\n" for r in rows))
+        cola = zero_shot.evaluate_zero_shot(self.lm, self.tok, "cola", d, "dev")
+        self.assertEqual(cola["num_examples"], 2)
+        self.assertIn("matthews_corrcoef", cola)
+        self.assertIn("threshold", cola)
+        # The threshold was fit on train: dev predictions follow it.
+        scores = zero_shot.cola_scores(self.lm, self.tok, ["1 2 3", "9"])
+        self.assertEqual(cola["predictions"], [int(s > cola["threshold"]) for s in scores])
+
+        with open(os.path.join(d, TEST_FILE), "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["InputStoryid", "InputSentence1", "InputSentence2", "InputSentence3",
+                        "InputSentence4", "RandomFifthSentenceQuiz1",
+                        "RandomFifthSentenceQuiz2", "AnswerRightEnding"])
+            w.writerow(["s1", "1", "2", "3", "4", "5", "6 7", "2"])
+        story = zero_shot.evaluate_zero_shot(self.lm, self.tok, "story_cloze", d, "test")
+        _, expected = zero_shot.multiple_choice_predict(self.lm, self.tok, ["1 2 3 4"],
+                                                        [["5", "6 7"]])
+        self.assertEqual(story["predictions"], [int(np.argmax(expected[0]))])
+        self.assertEqual(story["accuracy"], float(story["predictions"][0] == 1))
+
+        with open(os.path.join(d, "dev.jsonl"), "w") as f:
+            f.write(json.dumps({"sentence": "1 _ 2", "option1": "3", "option2": "4",
+                                "answer": "2"}) + "\n")
+        wino = zero_shot.evaluate_zero_shot(self.lm, self.tok, "winograd", d, "dev")
+        self.assertEqual(wino["num_examples"], 1)
+        with self.assertRaisesRegex(FileNotFoundError, "'winograd': looked for .*test.jsonl"):
+            zero_shot.evaluate_zero_shot(self.lm, self.tok, "winograd", d, "test")
+
+
+if __name__ == "__main__":
+    absltest.main()
