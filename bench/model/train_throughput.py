@@ -1,0 +1,507 @@
+"""Training-step throughput of GPT-1 (Keras on TF-XLA and JAX) vs HF PyTorch, plus MFU.
+
+One training step is the real training configuration on every side: dropout 0.1 active,
+sparse softmax cross-entropy from logits over the full 40,481-token vocabulary at every
+position, Adam (eps 1e-8) with global-norm clipping at 1, float32, the same token batches.
+
+- `tf_xla`: `GPT1CausalLM` on the TensorFlow backend, `compile(jit_compile=True)`,
+  `train_on_batch`.
+- `tf`: the same without XLA (TF graph + oneDNN), for reference.
+- `jax`: `GPT1CausalLM` on the JAX backend (`jit` is the Keras default), `train_on_batch`.
+- `hf_torch`: `transformers.OpenAIGPTLMHeadModel` of the same configuration in train mode,
+  `F.cross_entropy` over every position, `torch.optim.Adam(eps=1e-8)` and
+  `clip_grad_norm_(1.0)`, `torch.set_num_threads(2)`.
+
+Each (framework, size) measurement runs in its own subprocess, so it gets clean thread pools
+and its own peak resident memory (`VmHWM` from `/proc/self/status`, reported by the child).
+A step is timed from the call to the returned loss value (a host sync); the reported rate is
+`batch * length / median(step time)` over `--steps` steps after `--warmup` steps.
+
+Peak fp32 matmul rate: `2 * 2048^3 / median(time)` of a 2048x2048 @ 2048x2048 float32
+matmul in TF and in torch, each in its own subprocess at the start and at the end of the
+run, and in each training worker right after its steps; MFU uses the largest of these.
+
+Model FLOPs per token (training, forward + backward = 3x forward; PaLM appendix B style):
+    6 * N_matmul + 12 * L * T * d
+where N_matmul = L * (4 d^2 + 2 d d_ff) + V * d counts every matmul weight, including the
+tied LM-head projection (V x d), and excludes embedding lookups, biases, LayerNorm,
+softmax and the optimizer; `12 L T d` is the attention score and value matmuls
+(2 x 2 x T x d per token per layer forward, x3 for training). MFU = tokens/s x FLOPs/token
+/ peak.
+
+Run (from the repository root):
+
+    PYTHONPATH=. .venv/bin/python bench/model/train_throughput.py \
+        --sizes=gpt1_small,gpt1 --frameworks=tf_xla,jax,hf_torch
+
+or `./bazelw run //bench/model:train_throughput -- --sizes=gpt1_small,gpt1`.
+Results go to `--output` (default: bench/model/RESULTS.md next to this file).
+"""
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+_SIZES = flags.DEFINE_list("sizes", ["gpt1_small", "gpt1"], "Presets to measure.")
+_FRAMEWORKS = flags.DEFINE_list(
+    "frameworks", ["tf_xla", "jax", "hf_torch"], "Any of tf_xla, tf, jax, hf_torch."
+)
+_FULL_FRAMEWORKS = flags.DEFINE_list(
+    "full_frameworks",
+    ["tf_xla", "jax", "hf_torch"],
+    "Frameworks for the full `gpt1` size (slow steps: skip `tf` there by default).",
+)
+_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per measurement (median).")
+_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps before timing (compilation).")
+_FULL_STEPS = flags.DEFINE_integer(
+    "full_steps", 4, "Timed steps for the full `gpt1` size (each takes seconds)."
+)
+_FULL_WARMUP = flags.DEFINE_integer("full_warmup", 2, "Warm-up steps for `gpt1`.")
+_THREADS = flags.DEFINE_integer("threads", 2, "Threads per framework (cores).")
+_MATMUL_REPEATS = flags.DEFINE_integer("matmul_repeats", 20, "Repeats of the peak matmul.")
+_OUTPUT = flags.DEFINE_string(
+    "output",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
+    "Markdown file to write ('' to skip).",
+)
+_WORKER = flags.DEFINE_string("worker", None, "Internal: run one measurement and print JSON.")
+
+# Batch shape per preset: (batch, length).
+_SHAPES = {"gpt1_small": (8, 256), "gpt1": (4, 512), "gpt1_tiny": (8, 64)}
+_BACKENDS = {"tf_xla": "tensorflow", "tf": "tensorflow", "jax": "jax", "hf_torch": None}
+_RESULT_TAG = "BENCH_RESULT "
+_NOTES_MARKER = "## Notes"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _preset(size):
+    from gpt1_keras.models.gpt1_presets import get_preset
+
+    return get_preset(size)
+
+
+def model_flops_per_token(size, length):
+    """Training FLOPs per token: `6 * N_matmul + 12 * L * T * d` (see module docstring)."""
+    p = _preset(size)
+    layers, d, d_ff, vocab = (
+        p["num_layers"],
+        p["hidden_dim"],
+        p["intermediate_dim"],
+        p["vocabulary_size"],
+    )
+    n_matmul = layers * (4 * d * d + 2 * d * d_ff) + vocab * d
+    return 6 * n_matmul + 12 * layers * length * d, n_matmul
+
+
+def _token_batches(size, count=4, seed=0):
+    """`count` fixed (x, y) int32 batches of next-token pairs, shared by every framework."""
+    import numpy as np
+
+    batch, length = _SHAPES[size]
+    vocab = _preset(size)["vocabulary_size"]
+    rng = np.random.RandomState(seed)
+    windows = rng.randint(0, vocab, size=(count, batch, length + 1)).astype("int32")
+    return [(w[:, :-1], w[:, 1:]) for w in windows]
+
+
+def _peak_rss_mib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _time_steps(step, batches, warmup, steps):
+    """Runs `warmup + steps` steps cycling over `batches`; returns per-step seconds."""
+    times = []
+    for i in range(warmup + steps):
+        x, y = batches[i % len(batches)]
+        start = time.perf_counter()
+        step(x, y)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _inline_matmul_gflops(framework, repeats=5, n=2048):
+    """The worker's own framework's 2048^3 fp32 matmul rate, measured around the steps.
+
+    Not the run's peak (that comes from the dedicated matmul workers); it shows how much
+    of the machine this process actually got while it was timing (the machine is shared).
+    """
+    import numpy as np
+
+    a = np.random.RandomState(0).standard_normal((n, n)).astype("float32")
+    if framework == "hf_torch":
+        import torch
+
+        t = torch.from_numpy(a)
+        run = lambda: torch.mm(t, t)  # noqa: E731
+    elif framework == "jax":
+        import jax
+
+        t = jax.numpy.asarray(a)
+        f = jax.jit(lambda u: u @ u)
+        run = lambda: f(t).block_until_ready()  # noqa: E731
+    else:
+        import tensorflow as tf
+
+        t = tf.constant(a)
+        run = lambda: tf.linalg.matmul(t, t).numpy()  # noqa: E731
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def _set_tf_threads(threads):
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _keras_worker(framework, size, warmup, steps, threads):
+    """`GPT1CausalLM.train_on_batch` on the current Keras backend."""
+    import keras
+    import numpy as np
+
+    if keras.backend.backend() == "tensorflow":
+        _set_tf_threads(threads)
+    from gpt1_keras.models import GPT1CausalLM
+
+    keras.utils.set_random_seed(0)
+    model = GPT1CausalLM.from_preset(size)
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            learning_rate=2.5e-4, epsilon=1e-8, global_clipnorm=1.0
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[],
+        jit_compile=framework in ("tf_xla", "jax"),
+    )
+    batches = [
+        ({"token_ids": x, "padding_mask": np.ones_like(x)}, y)
+        for x, y in _token_batches(size)
+    ]
+
+    losses = []
+
+    def step(x, y):
+        # Returns a Python float: the step has finished on the host.
+        losses.append(float(model.train_on_batch(x, y)))
+
+    times = _time_steps(step, batches, warmup, steps)
+    return {"times": times, "first_loss": losses[0], "last_loss": losses[-1]}
+
+
+def _hf_torch_worker(size, warmup, steps, threads):
+    """HF `OpenAIGPTLMHeadModel` train step with the same loss, optimizer and clipping."""
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    p = _preset(size)
+    config = transformers.OpenAIGPTConfig(
+        vocab_size=p["vocabulary_size"],
+        n_positions=p["max_sequence_length"],
+        n_embd=p["hidden_dim"],
+        n_layer=p["num_layers"],
+        n_head=p["num_heads"],
+        resid_pdrop=p["dropout"],
+        embd_pdrop=p["dropout"],
+        attn_pdrop=p["dropout"],
+        layer_norm_epsilon=p["layer_norm_epsilon"],
+    )
+    assert 4 * config.n_embd == p["intermediate_dim"]
+    model = transformers.OpenAIGPTLMHeadModel(config)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=2.5e-4, eps=1e-8)
+    batches = [
+        (torch.from_numpy(x).long(), torch.from_numpy(y).long())
+        for x, y in _token_batches(size)
+    ]
+    vocab = p["vocabulary_size"]
+    losses = []
+
+    def step(x, y):
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(input_ids=x).logits  # (B, T, V)
+        loss = torch.nn.functional.cross_entropy(logits.view(-1, vocab), y.view(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+
+    times = _time_steps(step, batches, warmup, steps)
+    return {"times": times, "first_loss": losses[0], "last_loss": losses[-1]}
+
+
+def _matmul_worker(framework, repeats, threads, n=2048):
+    """Seconds per float32 `n x n @ n x n` matmul (median of `repeats`, after warm-up)."""
+    import numpy as np
+
+    a = np.random.RandomState(0).standard_normal((n, n)).astype("float32")
+    b = np.random.RandomState(1).standard_normal((n, n)).astype("float32")
+    if framework == "tf":
+        _set_tf_threads(threads)
+        import tensorflow as tf
+
+        a, b = tf.constant(a), tf.constant(b)
+
+        def run():
+            tf.linalg.matmul(a, b).numpy()
+
+    else:
+        import torch
+
+        torch.set_num_threads(threads)
+        a, b = torch.from_numpy(a), torch.from_numpy(b)
+
+        def run():
+            torch.mm(a, b)
+
+    run()
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return {"times": times, "gflops": 2 * n**3 / statistics.median(times) / 1e9}
+
+
+def _run_worker(spec):
+    kind, *rest = spec.split(":")
+    threads = _THREADS.value
+    if kind == "matmul":
+        result = _matmul_worker(rest[0], _MATMUL_REPEATS.value, threads)
+    else:
+        framework, size = rest
+        full = size == "gpt1"
+        steps = _FULL_STEPS.value if full else _STEPS.value
+        warmup = _FULL_WARMUP.value if full else _WARMUP.value
+        if framework == "hf_torch":
+            result = _hf_torch_worker(size, warmup, steps, threads)
+        else:
+            result = _keras_worker(framework, size, warmup, steps, threads)
+        # After the steps, so it does not count in the peak RSS of small models much
+        # (two 16 MiB matrices) and sees the same machine state as the last steps.
+        result["inline_matmul_gflops"] = _inline_matmul_gflops(framework)
+    result["peak_rss_mib"] = _peak_rss_mib()
+    print(_RESULT_TAG + json.dumps(result), flush=True)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _spawn(spec, backend=None):
+    """Runs one worker in a fresh interpreter; returns its JSON result (or an error)."""
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    argv = [
+        sys.executable,
+        os.path.abspath(__file__),
+        f"--worker={spec}",
+        f"--steps={_STEPS.value}",
+        f"--full_steps={_FULL_STEPS.value}",
+        f"--full_warmup={_FULL_WARMUP.value}",
+        f"--warmup={_WARMUP.value}",
+        f"--threads={_THREADS.value}",
+        f"--matmul_repeats={_MATMUL_REPEATS.value}",
+    ]
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith(_RESULT_TAG):
+            result = json.loads(line[len(_RESULT_TAG) :])
+            result["wall_s"] = time.perf_counter() - start
+            return result
+    tail = (proc.stdout + proc.stderr)[-3000:]
+    print(f"[{spec}] failed (rc={proc.returncode}):\n{tail}", file=sys.stderr)
+    return {"error": f"rc={proc.returncode}"}
+
+
+def _load():
+    return open("/proc/loadavg").read().split()[:3]
+
+
+def _machine_info():
+    import importlib.metadata as md
+
+    def version(name):
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return "-"
+
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = ", ".join(
+        f"{name} {version(name)}"
+        for name in ("tensorflow", "keras", "jax", "torch", "transformers")
+    )
+    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}; {versions}"
+
+
+def _fmt(value, spec=".0f"):
+    return "-" if value is None else format(value, spec)
+
+
+def main(argv):
+    del argv
+    if _WORKER.value:
+        _run_worker(_WORKER.value)
+        return
+
+    loads = [_load()]
+    peaks = {"tf": [], "torch": []}
+
+    def measure_peaks():
+        for fw in ("tf", "torch"):
+            r = _spawn(f"matmul:{fw}", "tensorflow" if fw == "tf" else None)
+            if r.get("gflops"):
+                peaks[fw].append(r["gflops"])
+            print(f"matmul peak {fw}: {_fmt(r.get('gflops'))} GFLOP/s", flush=True)
+
+    measure_peaks()
+
+    per_size = []
+    for size in _SIZES.value:
+        batch, length = _SHAPES[size]
+        flops, n_matmul = model_flops_per_token(size, length)
+        results = {}
+        frameworks = _FULL_FRAMEWORKS.value if size == "gpt1" else _FRAMEWORKS.value
+        for fw in frameworks:
+            r = _spawn(f"train:{fw}:{size}", _BACKENDS[fw])
+            loads.append(_load())
+            if "times" in r:
+                r["tokens_per_s"] = batch * length / statistics.median(r["times"])
+            results[fw] = r
+            print(
+                f"{size} {fw}: {_fmt(r.get('tokens_per_s'))} tokens/s, "
+                f"peak RSS {_fmt(r.get('peak_rss_mib'))} MiB, "
+                f"inline matmul {_fmt(r.get('inline_matmul_gflops'))} GFLOP/s, "
+                f"steps {[round(t, 3) for t in r.get('times', [])]}, "
+                f"loss {r.get('first_loss')} -> {r.get('last_loss')}",
+                flush=True,
+            )
+        per_size.append((size, batch, length, flops, n_matmul, results))
+
+    # Peaks again at the end: the machine is shared, so the run's peak is the best of
+    # the start and end measurements (a conservative MFU denominator).
+    measure_peaks()
+    loads.append(_load())
+    # MFU denominator: the best fp32 matmul rate seen anywhere in the run, i.e. the
+    # dedicated TF / torch peak workers (start and end) and the matmuls timed inside
+    # each training worker. On a shared machine a single peak measurement can catch a
+    # busier moment than the training steps did (MFU > 100% otherwise).
+    inline = [
+        r["inline_matmul_gflops"]
+        for *_, results in per_size
+        for r in results.values()
+        if r.get("inline_matmul_gflops")
+    ]
+    peak = max([v for values in peaks.values() for v in values] + inline)
+    rows = []
+    for size, batch, length, flops, n_matmul, results in per_size:
+        peer = results.get("hf_torch", {}).get("tokens_per_s")
+        for fw, r in results.items():
+            tps = r.get("tokens_per_s")
+            rows.append(
+                dict(
+                    size=size,
+                    shape=f"{batch} x {length}",
+                    framework=fw,
+                    tokens_per_s=tps,
+                    step_s=statistics.median(r["times"]) if "times" in r else None,
+                    ratio=tps / peer if tps and peer else None,
+                    gflops=tps * flops / 1e9 if tps else None,
+                    mfu=tps * flops / 1e9 / peak if tps else None,
+                    rss=r.get("peak_rss_mib"),
+                    inline=r.get("inline_matmul_gflops"),
+                    n_matmul=n_matmul,
+                    flops=flops,
+                )
+            )
+
+    lines = [
+        "| size | batch x length | framework | tokens/s | step s | vs HF torch | "
+        "GFLOP/s | MFU | own matmul GFLOP/s | peak RSS MiB |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['size']} | {r['shape']} | {r['framework']} | {_fmt(r['tokens_per_s'])} | "
+            f"{_fmt(r['step_s'], '.3f')} | {_fmt(r['ratio'], '.2f')}x | "
+            f"{_fmt(r['gflops'])} | {_fmt(r['mfu'] and 100 * r['mfu'], '.0f')}% | "
+            f"{_fmt(r['inline'])} | {_fmt(r['rss'])} |"
+        )
+    table = "\n".join(lines)
+    command = " ".join(["python bench/model/train_throughput.py"] + sys.argv[1:])
+    flops_lines = "\n".join(
+        f"- `{s}`: N_matmul = {model_flops_per_token(s, _SHAPES[s][1])[1] / 1e6:.1f}M, "
+        f"{model_flops_per_token(s, _SHAPES[s][1])[0] / 1e6:.1f} MFLOP/token"
+        for s in _SIZES.value
+    )
+    report = f"""
+Date: {datetime.datetime.now().isoformat(timespec='minutes')}; machine: {_machine_info()}.
+Load average (1/5/15 min) before and after each measurement: {'; '.join('/'.join(l) for l in loads)}.
+
+fp32 2048^3 matmul peak (median of {_MATMUL_REPEATS.value}, start / end of the run):
+TF {' / '.join(_fmt(v) for v in peaks['tf'])} GFLOP/s, torch
+{' / '.join(_fmt(v) for v in peaks['torch'])} GFLOP/s; MFU uses the best matmul rate seen in
+the run (these and the "own matmul" column): {_fmt(peak)} GFLOP/s.
+"own matmul" is the same 2048^3 matmul timed inside each worker right after its steps (TF
+eager, `jax.jit`, torch): how much of the shared machine that worker got. Steps:
+{_STEPS.value} timed after {_WARMUP.value} warm-up (gpt1: {_FULL_STEPS.value} after
+{_FULL_WARMUP.value}), median; threads = {_THREADS.value}.
+
+{table}
+
+Model FLOPs per token = 6 * N_matmul + 12 * L * T * d:
+{flops_lines}
+
+Command: `{command}`
+"""
+    print(report)
+    if _OUTPUT.value:
+        # Keep hand-written analysis below the notes marker across reruns.
+        notes = ""
+        if os.path.exists(_OUTPUT.value):
+            with open(_OUTPUT.value) as f:
+                previous = f.read()
+            if _NOTES_MARKER in previous:
+                notes = previous[previous.index(_NOTES_MARKER) :]
+        with open(_OUTPUT.value, "w") as f:
+            f.write("# GPT-1 training-step throughput\n" + report)
+            if notes:
+                f.write("\n" + notes)
+
+
+if __name__ == "__main__":
+    app.run(main)
