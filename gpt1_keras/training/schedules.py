@@ -71,8 +71,25 @@ def _check(peak_learning_rate, warmup_steps, total_steps):
         )
 
 
+class _WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Shared arguments and config of the two warm-up schedules below."""
+
+    def __init__(self, peak_learning_rate, warmup_steps, total_steps):
+        _check(peak_learning_rate, warmup_steps, total_steps)
+        self.peak_learning_rate = float(peak_learning_rate)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+
+    def get_config(self):
+        return {
+            "peak_learning_rate": self.peak_learning_rate,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+        }
+
+
 @keras.saving.register_keras_serializable(package="gpt1_keras")
-class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+class WarmupCosineDecay(_WarmupSchedule):
     """Linear warm-up then cosine decay to 0 (GPT-1 pretraining); see `warmup_cosine`.
 
     Args:
@@ -87,27 +104,14 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     ```
     """
 
-    def __init__(self, peak_learning_rate, warmup_steps, total_steps):
-        _check(peak_learning_rate, warmup_steps, total_steps)
-        self.peak_learning_rate = float(peak_learning_rate)
-        self.warmup_steps = int(warmup_steps)
-        self.total_steps = int(total_steps)
-
     def __call__(self, step):
         return warmup_cosine(
             step, self.peak_learning_rate, self.warmup_steps, self.total_steps
         )
 
-    def get_config(self):
-        return {
-            "peak_learning_rate": self.peak_learning_rate,
-            "warmup_steps": self.warmup_steps,
-            "total_steps": self.total_steps,
-        }
-
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
-class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+class WarmupLinearDecay(_WarmupSchedule):
     """GPT-1's fine-tuning `warmup_linear` schedule, clamped at 0; see `warmup_linear`.
 
     Args:
@@ -121,23 +125,10 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     ```
     """
 
-    def __init__(self, peak_learning_rate, warmup_steps, total_steps):
-        _check(peak_learning_rate, warmup_steps, total_steps)
-        self.peak_learning_rate = float(peak_learning_rate)
-        self.warmup_steps = int(warmup_steps)
-        self.total_steps = int(total_steps)
-
     def __call__(self, step):
         return warmup_linear(
             step, self.peak_learning_rate, self.warmup_steps, self.total_steps
         )
-
-    def get_config(self):
-        return {
-            "peak_learning_rate": self.peak_learning_rate,
-            "warmup_steps": self.warmup_steps,
-            "total_steps": self.total_steps,
-        }
 
 
 def make_schedule(name, peak_learning_rate, warmup_steps, total_steps):

@@ -8,10 +8,9 @@ from absl import flags
 from absl.testing import absltest
 from absl.testing import flagsaver
 
-from gpt1_keras.models import GPT1Backbone
-from gpt1_keras.models import GPT1CausalLM
 from pipelines import finetune
 from tests.data.fake_tokenizer import FakeTokenizer
+from tests.tasks import fixtures
 
 FLAGS = flags.FLAGS
 
@@ -21,10 +20,7 @@ class FinetunePipelineTest(absltest.TestCase):
     def setUpClass(cls):
         FLAGS.mark_as_parsed()
         keras.utils.set_random_seed(0)
-        cls.lm_path = os.path.join(absltest.get_default_test_tmpdir(), "lm.keras")
-        GPT1CausalLM(GPT1Backbone(vocabulary_size=904, num_layers=1, num_heads=2,
-                                  hidden_dim=16, intermediate_dim=32,
-                                  max_sequence_length=16)).save(cls.lm_path)
+        cls.lm_path = fixtures.save_tiny_lm(absltest.get_default_test_tmpdir())
 
     def test_finetune_csv_flags(self):
         data = self.create_tempdir().full_path
