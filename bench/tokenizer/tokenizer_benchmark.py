@@ -38,6 +38,11 @@ _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed repeats per tokenizer.")
 _BATCH = flags.DEFINE_integer("batch_size", 1024, "Lines per batch.")
 _COPIES = flags.DEFINE_integer("copies", 2, "Concatenate the text this many times.")
 _SKIP_KERAS_HUB = flags.DEFINE_bool("skip_keras_hub", False, "Skip keras-hub.")
+_SLOW_REPEATS = flags.DEFINE_integer(
+    "slow_repeats", 1,
+    "Timed passes of HF's Python OpenAIGPTTokenizer (ftfy + spaCy, the same work as the "
+    "'openai' mode; slow, so no warm-up pass). 0 skips it.",
+)
 
 
 def _default_text():
@@ -49,8 +54,9 @@ def _default_text():
     return os.path.join(shared, "data", "tinyshakespeare.txt")
 
 
-def _time(fn, repeats):
-    fn()  # Warm-up: tracing, caches, thread pools.
+def _time(fn, repeats, warmup=True):
+    if warmup:
+        fn()  # Warm-up: tracing, caches, thread pools.
     times, tokens = [], 0
     for _ in range(repeats):
         start = time.perf_counter()
@@ -85,6 +91,24 @@ def _hf_runner(lines, batch_size):
         for batch in batches:
             total += sum(len(ids) for ids in hf(batch)["input_ids"])
         return total
+
+    return run
+
+
+def _hf_slow_runner(lines):
+    """HF's Python tokenizer: with ftfy and spaCy importable it runs the original
+    encoder's steps (fix_text, text_standardize, spaCy, BPE), one text at a time."""
+    from transformers import OpenAIGPTTokenizer
+
+    hf = OpenAIGPTTokenizer(
+        vocab_file=gpt1_tokenizer.DEFAULT_VOCABULARY,
+        merges_file=gpt1_tokenizer.DEFAULT_MERGES,
+    )
+    if getattr(hf, "nlp", None) is None or hf.fix_text is None:
+        raise RuntimeError("ftfy and spaCy must be importable for the same-work peer.")
+
+    def run():
+        return sum(len(hf.encode(line)) for line in lines)
 
     return run
 
@@ -135,6 +159,10 @@ def main(argv):
         for name, run in runners.items():
             seconds, tokens = _time(run, _REPEATS.value)
             results[name] = (seconds, tokens)
+    if _SLOW_REPEATS.value:
+        results["HF OpenAIGPTTokenizer (Python, ftfy + spaCy)"] = _time(
+            _hf_slow_runner(lines), _SLOW_REPEATS.value, warmup=False
+        )
     hf_seconds = results["HF OpenAIGPTTokenizerFast (Rust, batch)"][0]
     print("| tokenizer | median s | MB/s | tokens/s | speed vs HF Rust |")
     print("| --- | --- | --- | --- | --- |")
