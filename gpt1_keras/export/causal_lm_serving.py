@@ -1,0 +1,227 @@
+"""`CausalLMServingModule`: a `GPT1CausalLM` and its tokenizer as SavedModel signatures.
+
+TensorFlow-only module (the model runs on the Keras TensorFlow backend). The
+signatures take raw strings; tokenization, truncation, padding and the model
+run in one graph. See `docs/serving.md` for requests and responses.
+"""
+
+import tensorflow as tf
+
+from gpt1_keras.export import sampling
+from gpt1_keras.export.serving_utils import Untracked
+from gpt1_keras.export.serving_utils import broadcast_to_batch
+from gpt1_keras.export.serving_utils import same_batch_check
+from gpt1_keras.export.serving_utils import tokenizer_resources
+
+class CausalLMServingModule(tf.Module):
+    """Serving functions of a language model: `score`, `score_continuation`, `generate`.
+
+    `context` is the backbone's `max_sequence_length`; no sequence the model
+    sees is longer. Over-long inputs are cut from the **left**, keeping the
+    part being scored or continued.
+
+    - `score(text)`: `[_start_] + tokens(text)` (GPT-1's zero-shot scoring,
+      `zero_shot.cola_scores`); returns `mean_log_prob` (the average of
+      `log p(token | previous tokens)` over the text's tokens), `sum_log_prob`
+      and `num_tokens`, the number of tokens scored. A sequence longer than
+      `context` keeps its last `context` tokens (as `zero_shot` does), so at
+      most `context - 1` are scored. An empty text scores nothing:
+      `num_tokens` 0 and both log-probabilities 0.
+    - `score_continuation(context, text)`: the same for the tokens of `text`
+      written after `[_start_] + tokens(context)` (`zero_shot.span_log_probs`:
+      multiple-choice answers, the SST-2 cue words).
+    - `generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)`:
+      continues `tokens(prompt)` token by token in a `tf.while_loop`, each
+      step running the model on the sequence so far (no key/value cache). The
+      five settings are `[1]` (shared by all prompts) or one per prompt.
+      `max_new_tokens` is clamped to `[0, max_new_tokens_limit]`; a prompt
+      keeps its last `context - max_new_tokens` tokens so that prompt and
+      continuation fit the context (as `training.generation` does); an empty
+      prompt starts from the newline token (pretraining's line separator).
+      Sampling is `sampling.sample_next_tokens` (temperature <= 0: greedy).
+      Returns `completion` (the new tokens' text), `text` (the prompt's
+      normalised text, then the completion) and `token_ids` (the new ids, -1
+      after each row's last).
+
+    Args:
+        lm: a built `GPT1CausalLM`.
+        tokenizer: a `GPT1Tokenizer` (or a tokenizer with its interface:
+            strings -> ragged ids, `detokenize`, `start_token_id`,
+            `newline_token_id`).
+        max_new_tokens_limit: the most tokens one `generate` call adds per
+            prompt, at most `context - 1` (the default).
+    """
+
+    def __init__(self, lm, tokenizer, max_new_tokens_limit=None):
+        super().__init__(name="gpt1_causal_lm_serving")
+        context = lm.backbone.max_sequence_length
+        if max_new_tokens_limit is None:
+            max_new_tokens_limit = context - 1
+        if not isinstance(max_new_tokens_limit, int) or isinstance(max_new_tokens_limit, bool) \
+                or not 1 <= max_new_tokens_limit < context:
+            raise ValueError(
+                f"`max_new_tokens_limit` must be an int in [1, {context - 1}] (the context "
+                f"less one prompt token). Received: max_new_tokens_limit={max_new_tokens_limit!r}")
+        # Tracked for the SavedModel: the weights and the tokenizer's tables. The
+        # Keras objects themselves stay out of the object graph (`_keras`).
+        self.model_variables = list(lm.variables)
+        self.tokenizer_resources = tokenizer_resources(tokenizer)
+        self._keras = Untracked(lm=lm, tokenizer=tokenizer)
+        self.context = context
+        self.max_new_tokens_limit = max_new_tokens_limit
+        first = getattr(tokenizer, "newline_token_id", None)
+        self.empty_prompt_token_id = tokenizer.start_token_id if first is None else first
+
+        self.score = tf.function(
+            self._score_text, input_signature=[tf.TensorSpec([None], tf.string, "text")],
+            autograph=False)
+        self.score_continuation = tf.function(
+            self._score_continuation,
+            input_signature=[tf.TensorSpec([None], tf.string, "context"),
+                             tf.TensorSpec([None], tf.string, "text")],
+            autograph=False)
+        self.generate = tf.function(
+            self._generate,
+            input_signature=[
+                tf.TensorSpec([None], tf.string, "prompt"),
+                tf.TensorSpec([None], tf.int32, "max_new_tokens"),
+                tf.TensorSpec([None], tf.float32, "temperature"),
+                tf.TensorSpec([None], tf.int32, "top_k"),
+                tf.TensorSpec([None], tf.float32, "top_p"),
+                tf.TensorSpec([None], tf.int64, "seed"),
+            ],
+            autograph=False)
+
+    def signatures(self):
+        """`{name: concrete function}` for `tf.saved_model.save`."""
+        score = self.score.get_concrete_function()
+        return {
+            "serving_default": score,
+            "score": score,
+            "score_continuation": self.score_continuation.get_concrete_function(),
+            "generate": self.generate.get_concrete_function(),
+        }
+
+    # === Scoring ===
+
+    def _score_text(self, text):
+        ids = self._tokenize(text)
+        return self._score(ids[:, :0], ids)
+
+    def _score_continuation(self, context, text):
+        with tf.control_dependencies([same_batch_check(context, text, "context", "text")]):
+            return self._score(self._tokenize(context), self._tokenize(text))
+
+    def _score(self, prefix, span):
+        """Scores the ragged ids `span` after `[_start_] + prefix`, row by row."""
+        start = tf.fill([span.nrows(), 1], tf.constant(
+            self._keras.tokenizer.start_token_id, tf.int32))
+        sequences = tf.concat([start, prefix, span], axis=1)
+        window, window_lengths = _last_tokens(sequences, self.context)
+        mask = tf.sequence_mask(window_lengths, tf.shape(window)[1], tf.int32)
+        per_token = self._keras.lm.score(window, mask)  # (B, W): log p(x_t | x_<t)
+        # The span is the last `scored` tokens of each window (a window's first
+        # token has no context, so at most window_length - 1 of them).
+        scored = tf.minimum(tf.cast(span.row_lengths(), tf.int32), window_lengths - 1)
+        position = tf.range(tf.shape(window)[1])[None, :]
+        in_span = (position >= (window_lengths - scored)[:, None]) & (
+            position < window_lengths[:, None])
+        total = tf.reduce_sum(tf.where(in_span, per_token, 0.0), axis=1)
+        mean = total / tf.cast(tf.maximum(scored, 1), tf.float32)
+        return {"mean_log_prob": mean, "sum_log_prob": total, "num_tokens": scored}
+
+    # === Generation ===
+
+    def _generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
+        batch = tf.size(prompt)
+        max_new_tokens, temperature, top_k, top_p, seed = (
+            broadcast_to_batch(value, batch, name) for value, name in (
+                (max_new_tokens, "max_new_tokens"), (temperature, "temperature"),
+                (top_k, "top_k"), (top_p, "top_p"), (seed, "seed")))
+        new_tokens = tf.clip_by_value(max_new_tokens, 0, self.max_new_tokens_limit)
+        steps = _max_or_zero(new_tokens)
+
+        prompt_ids = self._tokenize(prompt)
+        empty = tf.equal(prompt_ids.row_lengths(), 0)
+        first = tf.RaggedTensor.from_tensor(
+            tf.fill([batch, 1], tf.constant(self.empty_prompt_token_id, tf.int32)),
+            lengths=tf.cast(empty, tf.int64))
+        # (B, P): each prompt's last `context - new_tokens` ids, right-padded.
+        context_ids, lengths = _last_tokens(
+            tf.concat([first, prompt_ids], axis=1), self.context - new_tokens)
+        prompt_lengths = lengths
+        # (B, P + steps): room for the new tokens. No row outgrows the context.
+        buffer = tf.concat([context_ids, tf.zeros([batch, steps], tf.int32)], axis=1)
+        columns = tf.range(tf.shape(buffer)[1])[None, :]
+
+        def body(step, buffer, lengths):
+            logits = self._next_token_logits(buffer, lengths)
+            next_ids = sampling.sample_next_tokens(
+                logits, temperature, top_k, top_p, seed, step)
+            active = step < new_tokens  # (B,)
+            write = (columns == lengths[:, None]) & active[:, None]
+            buffer = tf.where(write, next_ids[:, None], buffer)
+            return step + 1, buffer, lengths + tf.cast(active, tf.int32)
+
+        _, buffer, _ = tf.while_loop(
+            lambda step, *_: step < steps,
+            body,
+            (tf.constant(0), buffer, lengths),
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None]),
+                              tf.TensorShape([None])),
+        )
+        # (B, steps): each row's new ids, -1 after its last.
+        index = prompt_lengths[:, None] + tf.range(steps)[None, :]
+        new_ids = tf.gather(buffer, tf.minimum(index, tf.shape(buffer)[1] - 1), batch_dims=1)
+        produced = tf.range(steps)[None, :] < new_tokens[:, None]
+        new_ragged = tf.RaggedTensor.from_tensor(new_ids, lengths=new_tokens)
+        tokenizer = self._keras.tokenizer
+        return {
+            "completion": tokenizer.detokenize(new_ragged),
+            "text": tokenizer.detokenize(tf.concat([prompt_ids, new_ragged], axis=1)),
+            "token_ids": tf.where(produced, new_ids, -1),
+        }
+
+    def _next_token_logits(self, buffer, lengths):
+        """float32 `(B, V)` logits of the token after each row's `lengths` ids."""
+        backbone = self._keras.lm.backbone
+        width = tf.maximum(_max_or_zero(lengths), 1)  # <= context
+        window = buffer[:, :width]
+        mask = tf.sequence_mask(lengths, width, tf.int32)
+        hidden = backbone({"token_ids": window, "padding_mask": mask}, training=False)
+        last = tf.gather(hidden, tf.maximum(lengths - 1, 0), batch_dims=1)  # (B, C)
+        # The tied LM head on the last position only: (B, 1, C) -> (B, 1, V).
+        logits = backbone.token_embedding(last[:, None, :], reverse=True)
+        return tf.cast(logits[:, 0, :], tf.float32)
+
+    # === Helpers ===
+
+    def _tokenize(self, text):
+        return tf.cast(self._keras.tokenizer(text), tf.int32)
+
+
+def _max_or_zero(values):
+    """The largest of int32 `values` `(B,)`, 0 for an empty batch."""
+    return tf.reduce_max(tf.concat([values, [0]], axis=0))
+
+
+def _last_tokens(sequences, keep):
+    """Ragged `(B, None)` ids -> the last `keep` of each row, right-padded.
+
+    Args:
+        sequences: int32 ragged `(B, None)`.
+        keep: int32 scalar or `(B,)`, the most ids kept per row.
+
+    Returns:
+        `(ids, lengths)`: int32 `(B, W)` with `W = max(1, longest kept row)`,
+        and int32 `(B,)` kept lengths.
+    """
+    lengths = tf.cast(sequences.row_lengths(), tf.int32)
+    kept = tf.minimum(lengths, keep)
+    width = tf.maximum(_max_or_zero(kept), 1)
+    dense = sequences.to_tensor(default_value=0)
+    # One zero column, so that every gather index below is in range.
+    dense = tf.concat([dense, tf.zeros([tf.shape(dense)[0], 1], dense.dtype)], axis=1)
+    index = (lengths - kept)[:, None] + tf.range(width)[None, :]
+    ids = tf.gather(dense, tf.minimum(index, tf.shape(dense)[1] - 1), batch_dims=1)
+    return tf.where(tf.range(width)[None, :] < kept[:, None], ids, 0), kept

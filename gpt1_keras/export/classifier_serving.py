@@ -1,0 +1,151 @@
+"""`ClassifierServingModule`: a `GPT1Classifier` and its input transform as signatures.
+
+TensorFlow-only module (the model runs on the Keras TensorFlow backend). The
+signatures take raw strings; tokenization, GPT-1's task input transform
+(`gpt1_keras.data.task_dataset.task_inputs`: special tokens, longest-first
+truncation, padding) and the model run in one graph. See `docs/serving.md`.
+"""
+
+import tensorflow as tf
+
+from gpt1_keras.data import task_dataset
+from gpt1_keras.export.serving_utils import Untracked
+from gpt1_keras.export.serving_utils import same_batch_check
+from gpt1_keras.export.serving_utils import tokenizer_resources
+
+
+class ClassifierServingModule(tf.Module):
+    """The `serving_default` signature of a fine-tuned classifier (and one more for
+    multiple choice with a question).
+
+    | `task` | inputs (string) | outputs |
+    | --- | --- | --- |
+    | `"classification"` | `text [B]` | `probabilities [B, C]`, `label [B]`, `label_name [B]` |
+    | `"entailment"`, `"similarity"` | `text [B]`, `text_b [B]` | the same, or `score [B]` for regression |
+    | `"multiple_choice"` | `text [B]` (context), `choices [B, K]` | `probabilities [B, K]` (softmax over choices), `label [B]`, `label_name [B]` |
+
+    Multiple choice also gets a `with_question` signature taking `text`,
+    `question [B]` and `choices` (RACE's layout: the question is written after
+    the context and trimmed as its own segment).
+
+    `label` is the int64 argmax; `label_name` is present when `label_names` are
+    given (for multiple choice, a choice index past the names is written as its
+    number). Multiple choice needs at least one choice per example.
+    Every text is trimmed longest-first to fit `sequence_length` with its
+    special tokens (`task_dataset`); an empty text contributes no tokens.
+
+    Args:
+        classifier: a built `GPT1Classifier`.
+        tokenizer: a `GPT1Tokenizer` (or a tokenizer with its interface).
+        sequence_length: `T`, tokens per sequence (at most the backbone's
+            `max_sequence_length`).
+        label_names: optional class names (one per class), or multiple-choice
+            answer names.
+    """
+
+    def __init__(self, classifier, tokenizer, sequence_length, label_names=None):
+        super().__init__(name="gpt1_classifier_serving")
+        context = classifier.backbone.max_sequence_length
+        if not isinstance(sequence_length, int) or not 3 <= sequence_length <= context:
+            raise ValueError(
+                f"`sequence_length` must be an int in [3, {context}] (the backbone's "
+                f"max_sequence_length). Received: sequence_length={sequence_length!r}")
+        task = classifier.task
+        regression = classifier.num_classes == 1
+        if label_names is not None:
+            label_names = [str(n) for n in label_names]
+            if regression:
+                raise ValueError(
+                    "A regression model (num_classes=1) has no label names. Received: "
+                    f"label_names={label_names}")
+            if task != "multiple_choice" and len(label_names) != classifier.num_classes:
+                raise ValueError(
+                    f"`label_names` needs one name per class ({classifier.num_classes}). "
+                    f"Received {len(label_names)}: {label_names}")
+        self.model_variables = list(classifier.variables)
+        self.tokenizer_resources = tokenizer_resources(tokenizer)
+        self._keras = Untracked(model=classifier, tokenizer=tokenizer)
+        self.task = task
+        self.regression = regression
+        self.sequence_length = sequence_length
+        self.label_names = label_names
+
+        text = tf.TensorSpec([None], tf.string, "text")
+        if task == "classification":
+            self.serve = tf.function(self._classify, input_signature=[text],
+                                     autograph=False)
+        elif task in ("entailment", "similarity"):
+            self.serve = tf.function(
+                self._pair, input_signature=[text, tf.TensorSpec([None], tf.string, "text_b")],
+                autograph=False)
+        else:
+            choices = tf.TensorSpec([None, None], tf.string, "choices")
+            self.serve = tf.function(self._choose, input_signature=[text, choices],
+                                     autograph=False)
+            self.serve_with_question = tf.function(
+                self._choose_with_question,
+                input_signature=[text, tf.TensorSpec([None], tf.string, "question"), choices],
+                autograph=False)
+
+    def signatures(self):
+        """`{name: concrete function}` for `tf.saved_model.save`."""
+        signatures = {"serving_default": self.serve.get_concrete_function()}
+        if self.task == "multiple_choice":
+            signatures["with_question"] = self.serve_with_question.get_concrete_function()
+        return signatures
+
+    # === Signatures ===
+
+    def _classify(self, text):
+        return self._predict(text)
+
+    def _pair(self, text, text_b):
+        with tf.control_dependencies([same_batch_check(text, text_b, "text", "text_b")]):
+            return self._predict(text, text_b)
+
+    def _choose(self, text, choices):
+        checks = [same_batch_check(text, choices, "text", "choices"),
+                  _some_choices_check(choices)]
+        with tf.control_dependencies(checks):
+            return self._predict(text, choices)
+
+    def _choose_with_question(self, text, question, choices):
+        checks = [same_batch_check(text, choices, "text", "choices"),
+                  same_batch_check(text, question, "text", "question"),
+                  _some_choices_check(choices)]
+        with tf.control_dependencies(checks):
+            return self._predict(text, choices, question)
+
+    # === The graph ===
+
+    def _predict(self, text, text_b=None, question=None):
+        x = task_dataset.task_inputs(
+            self._keras.tokenizer, self.task, text, text_b, question=question,
+            sequence_length=self.sequence_length)
+        x = {k: tf.cast(v, tf.int32) for k, v in x.items()}
+        outputs = tf.cast(self._keras.model(x, training=False), tf.float32)
+        if self.regression:
+            return {"score": outputs}
+        probabilities = tf.nn.softmax(outputs, axis=-1)
+        label = tf.argmax(probabilities, axis=-1)
+        result = {"probabilities": probabilities, "label": label}
+        if self.label_names is not None:
+            result["label_name"] = self._names(label)
+        return result
+
+    def _names(self, label):
+        names = tf.constant(self.label_names)
+        known = (label >= 0) & (label < len(self.label_names))
+        return tf.where(
+            known,
+            tf.gather(names, tf.clip_by_value(label, 0, len(self.label_names) - 1)),
+            tf.strings.as_string(label),
+        )
+
+
+def _some_choices_check(choices):
+    return tf.debugging.Assert(
+        tf.shape(choices)[1] > 0,
+        ["`choices` needs at least one choice per example. Received shape:",
+         tf.shape(choices)],
+    )

@@ -1,0 +1,46 @@
+"""Small graph helpers shared by the serving modules (TensorFlow-only)."""
+
+import tensorflow as tf
+
+
+def tokenizer_resources(tokenizer):
+    """The lookup tables (and other TF resources) a tokenizer holds as attributes.
+
+    A SavedModel must track every resource its functions use; the tokenizer's
+    hash tables are found here so that any tokenizer with the `GPT1Tokenizer`
+    interface exports, whatever it names them.
+    """
+    return [
+        value for value in vars(tokenizer).values()
+        if isinstance(value, tf.saved_model.experimental.TrackableResource)
+    ]
+
+
+def broadcast_to_batch(value, batch, name):
+    """A `[1]` or `[batch]` setting as `[batch]`; another size raises a clear error."""
+    value = tf.reshape(value, [-1])
+    size = tf.size(value)
+    check = tf.debugging.Assert(
+        (size == batch) | (size == 1),
+        [f"`{name}` must have 1 entry or one per prompt. Entries received:", size,
+         "prompts:", batch],
+    )
+    with tf.control_dependencies([check]):
+        return tf.cond(size == 1, lambda: tf.fill([batch], value[0]),
+                       lambda: tf.identity(value))
+
+
+def same_batch_check(a, b, name_a, name_b):
+    """An assertion that `a` and `b` have as many rows, naming both sizes."""
+    return tf.debugging.Assert(
+        tf.equal(tf.shape(a)[0], tf.shape(b)[0]),
+        [f"`{name_a}` and `{name_b}` need one entry each per example. Received entries:",
+         tf.shape(a)[0], tf.shape(b)[0]],
+    )
+
+
+class Untracked:
+    """Holds Python objects without putting them in the SavedModel's object graph."""
+
+    def __init__(self, **objects):
+        self.__dict__.update(objects)
