@@ -1,12 +1,13 @@
 """Prints a plain `N passed, M failed` line for a `bazel test` run.
 
 Bazel's own summary counts targets; CI wants test cases. For every test target in the
-log we read its JUnit `test.xml` and count the test cases there; a target that did not
+log we read its JUnit `test.xml` and count the test cases there (summed over the shards of a sharded target); a target that did not
 produce one (build failure, timeout, crash) counts as one failed case.
 
 Usage: test_summary.py BAZEL_LOG TESTLOGS_DIR
 """
 
+import glob
 import os
 import re
 import sys
@@ -40,13 +41,18 @@ def main(log_path, testlogs):
       continue
     target, status = m.groups()
     package, name = target[2:].split(":")
-    xml_path = os.path.join(testlogs, package, name, "test.xml")
+    # A sharded target writes one file per shard: <name>/shard_K_of_N/test.xml.
+    target_dir = os.path.join(testlogs, package, name)
+    xml_paths = (glob.glob(os.path.join(target_dir, "shard_*_of_*", "test.xml"))
+                 or glob.glob(os.path.join(target_dir, "test.xml")))
     cases = (0, 0)
-    if status in ("PASSED", "FAILED", "FLAKY") and os.path.exists(xml_path):
-      try:
-        cases = count_cases(xml_path)
-      except ET.ParseError:
-        pass
+    if status in ("PASSED", "FAILED", "FLAKY"):
+      for xml_path in xml_paths:
+        try:
+          shard = count_cases(xml_path)
+        except ET.ParseError:
+          continue
+        cases = (cases[0] + shard[0], cases[1] + shard[1])
     if status not in ("PASSED", "FLAKY") and cases[1] == 0:
       cases = (cases[0], 1)
     passed += cases[0]

@@ -41,7 +41,6 @@ Results go to `--output` (default: bench/model/RESULTS.md next to this file).
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,8 @@ import time
 
 from absl import app
 from absl import flags
+
+from bench import common
 
 _SIZES = flags.DEFINE_list("sizes", ["gpt1_small", "gpt1"], "Presets to measure.")
 _FRAMEWORKS = flags.DEFINE_list(
@@ -91,16 +92,8 @@ def _preset(size):
 
 
 def model_flops_per_token(size, length):
-    """Training FLOPs per token: `6 * N_matmul + 12 * L * T * d` (see module docstring)."""
-    p = _preset(size)
-    layers, d, d_ff, vocab = (
-        p["num_layers"],
-        p["hidden_dim"],
-        p["intermediate_dim"],
-        p["vocabulary_size"],
-    )
-    n_matmul = layers * (4 * d * d + 2 * d * d_ff) + vocab * d
-    return 6 * n_matmul + 12 * layers * length * d, n_matmul
+    """Training FLOPs per token and N_matmul of preset `size` (see `bench/common.py`)."""
+    return common.model_flops_per_token(_preset(size), length)
 
 
 def _token_batches(size, count=4, seed=0):
@@ -342,32 +335,6 @@ def _spawn(spec, backend=None):
     return {"error": f"rc={proc.returncode}"}
 
 
-def _load():
-    return open("/proc/loadavg").read().split()[:3]
-
-
-def _machine_info():
-    import importlib.metadata as md
-
-    def version(name):
-        try:
-            return md.version(name)
-        except md.PackageNotFoundError:
-            return "-"
-
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    versions = ", ".join(
-        f"{name} {version(name)}"
-        for name in ("tensorflow", "keras", "jax", "torch", "transformers")
-    )
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}; {versions}"
-
-
 def _fmt(value, spec=".0f"):
     return "-" if value is None else format(value, spec)
 
@@ -378,7 +345,7 @@ def main(argv):
         _run_worker(_WORKER.value)
         return
 
-    loads = [_load()]
+    loads = [common.load_average()]
     peaks = {"tf": [], "torch": []}
 
     def measure_peaks():
@@ -398,7 +365,7 @@ def main(argv):
         frameworks = _FULL_FRAMEWORKS.value if size == "gpt1" else _FRAMEWORKS.value
         for fw in frameworks:
             r = _spawn(f"train:{fw}:{size}", _BACKENDS[fw])
-            loads.append(_load())
+            loads.append(common.load_average())
             if "times" in r:
                 r["tokens_per_s"] = batch * length / statistics.median(r["times"])
             results[fw] = r
@@ -415,7 +382,7 @@ def main(argv):
     # Peaks again at the end: the machine is shared, so the run's peak is the best of
     # the start and end measurements (a conservative MFU denominator).
     measure_peaks()
-    loads.append(_load())
+    loads.append(common.load_average())
     # MFU denominator: the best fp32 matmul rate seen anywhere in the run, i.e. the
     # dedicated TF / torch peak workers (start and end) and the matmuls timed inside
     # each training worker. On a shared machine a single peak measurement can catch a
@@ -469,7 +436,7 @@ def main(argv):
         for s in _SIZES.value
     )
     report = f"""
-Date: {datetime.datetime.now().isoformat(timespec='minutes')}; machine: {_machine_info()}.
+Date: {datetime.datetime.now().isoformat(timespec='minutes')}; machine: {common.machine_info()}.
 Load average (1/5/15 min) before and after each measurement: {'; '.join('/'.join(l) for l in loads)}.
 
 fp32 2048^3 matmul peak (median of {_MATMUL_REPEATS.value}, start / end of the run):

@@ -1,0 +1,83 @@
+"""Helpers shared by the benchmarks: model FLOPs, the fp32 matmul peak, machine facts."""
+
+import os
+import platform
+import statistics
+import time
+
+
+def model_flops_per_token(preset, length):
+    """Training FLOPs per token of a GPT-1 preset: `6 * N_matmul + 12 * L * T * d`.
+
+    N_matmul = L * (4 d^2 + 2 d d_ff) + V * d counts every matmul weight, including the
+    tied LM-head projection; `12 L T d` is the attention score and value matmuls
+    (forward + backward = 3 x forward). Embedding lookups, biases, LayerNorm, softmax and
+    the optimizer are not counted.
+
+    Args:
+        preset: a preset name (`"gpt1_small"`) or a dict of backbone arguments.
+        length: the sequence length T.
+
+    Returns:
+        `(flops_per_token, n_matmul)`.
+    """
+    if isinstance(preset, str):
+        from gpt1_keras.models.gpt1_presets import get_preset
+
+        preset = get_preset(preset)
+    layers, d, d_ff, vocab = (
+        preset["num_layers"],
+        preset["hidden_dim"],
+        preset["intermediate_dim"],
+        preset["vocabulary_size"],
+    )
+    n_matmul = layers * (4 * d * d + 2 * d * d_ff) + vocab * d
+    return 6 * n_matmul + 12 * layers * length * d, n_matmul
+
+
+def tf_matmul_gflops(repeats=20, threads=2, n=2048):
+    """Median fp32 `n x n @ n x n` matmul rate of TensorFlow in this process (GFLOP/s)."""
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    a = tf.constant(np.random.RandomState(0).standard_normal((n, n)).astype("float32"))
+    b = tf.constant(np.random.RandomState(1).standard_normal((n, n)).astype("float32"))
+    for _ in range(2):
+        tf.linalg.matmul(a, b).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tf.linalg.matmul(a, b).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages, as strings."""
+    with open("/proc/loadavg") as f:
+        return f.read().split()[:3]
+
+
+def machine_info():
+    """CPU model, CPU count, Python and the ML package versions, on one line."""
+    import importlib.metadata as md
+
+    def version(name):
+        try:
+            return md.version(name)
+        except md.PackageNotFoundError:
+            return "-"
+
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = ", ".join(
+        f"{name} {version(name)}"
+        for name in ("tensorflow", "keras", "jax", "torch", "transformers")
+    )
+    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}; {versions}"
