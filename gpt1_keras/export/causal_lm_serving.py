@@ -11,6 +11,7 @@ from gpt1_keras.export import sampling
 from gpt1_keras.export.serving_utils import Untracked
 from gpt1_keras.export.serving_utils import broadcast_to_batch
 from gpt1_keras.export.serving_utils import same_batch_check
+from gpt1_keras.export.serving_utils import signature_function
 from gpt1_keras.export.serving_utils import tokenizer_resources
 
 class CausalLMServingModule(tf.Module):
@@ -72,25 +73,20 @@ class CausalLMServingModule(tf.Module):
         first = getattr(tokenizer, "newline_token_id", None)
         self.empty_prompt_token_id = tokenizer.start_token_id if first is None else first
 
-        self.score = tf.function(
-            self._score_text, input_signature=[tf.TensorSpec([None], tf.string, "text")],
-            autograph=False)
-        self.score_continuation = tf.function(
+        self.score = signature_function(
+            self._score_text, [tf.TensorSpec([None], tf.string, "text")])
+        self.score_continuation = signature_function(
             self._score_continuation,
-            input_signature=[tf.TensorSpec([None], tf.string, "context"),
-                             tf.TensorSpec([None], tf.string, "text")],
-            autograph=False)
-        self.generate = tf.function(
-            self._generate,
-            input_signature=[
-                tf.TensorSpec([None], tf.string, "prompt"),
-                tf.TensorSpec([None], tf.int32, "max_new_tokens"),
-                tf.TensorSpec([None], tf.float32, "temperature"),
-                tf.TensorSpec([None], tf.int32, "top_k"),
-                tf.TensorSpec([None], tf.float32, "top_p"),
-                tf.TensorSpec([None], tf.int64, "seed"),
-            ],
-            autograph=False)
+            [tf.TensorSpec([None], tf.string, "context"),
+             tf.TensorSpec([None], tf.string, "text")])
+        self.generate = signature_function(self._generate, [
+            tf.TensorSpec([None], tf.string, "prompt"),
+            tf.TensorSpec([None], tf.int32, "max_new_tokens"),
+            tf.TensorSpec([None], tf.float32, "temperature"),
+            tf.TensorSpec([None], tf.int32, "top_k"),
+            tf.TensorSpec([None], tf.float32, "top_p"),
+            tf.TensorSpec([None], tf.int64, "seed"),
+        ])
 
     def signatures(self):
         """`{name: concrete function}` for `tf.saved_model.save`."""

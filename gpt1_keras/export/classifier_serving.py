@@ -11,6 +11,7 @@ import tensorflow as tf
 from gpt1_keras.data import task_dataset
 from gpt1_keras.export.serving_utils import Untracked
 from gpt1_keras.export.serving_utils import same_batch_check
+from gpt1_keras.export.serving_utils import signature_function
 from gpt1_keras.export.serving_utils import tokenizer_resources
 
 
@@ -72,20 +73,16 @@ class ClassifierServingModule(tf.Module):
 
         text = tf.TensorSpec([None], tf.string, "text")
         if task == "classification":
-            self.serve = tf.function(self._classify, input_signature=[text],
-                                     autograph=False)
+            self.serve = signature_function(self._classify, [text])
         elif task in ("entailment", "similarity"):
-            self.serve = tf.function(
-                self._pair, input_signature=[text, tf.TensorSpec([None], tf.string, "text_b")],
-                autograph=False)
+            self.serve = signature_function(
+                self._pair, [text, tf.TensorSpec([None], tf.string, "text_b")])
         else:
             choices = tf.TensorSpec([None, None], tf.string, "choices")
-            self.serve = tf.function(self._choose, input_signature=[text, choices],
-                                     autograph=False)
-            self.serve_with_question = tf.function(
+            self.serve = signature_function(self._choose, [text, choices])
+            self.serve_with_question = signature_function(
                 self._choose_with_question,
-                input_signature=[text, tf.TensorSpec([None], tf.string, "question"), choices],
-                autograph=False)
+                [text, tf.TensorSpec([None], tf.string, "question"), choices])
 
     def signatures(self):
         """`{name: concrete function}` for `tf.saved_model.save`."""

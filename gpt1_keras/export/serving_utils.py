@@ -1,6 +1,24 @@
 """Small graph helpers shared by the serving modules (TensorFlow-only)."""
 
+import functools
+
 import tensorflow as tf
+
+
+def signature_function(method, input_signature):
+    """`method` as a `tf.function` over `input_signature` whose inputs' shapes are
+    checked when it runs.
+
+    A loaded SavedModel signature does not check the shapes it is fed; a string
+    matrix where a vector is due would fail deep in the graph. `tf.ensure_shape`
+    on every input fails first, naming the input: "Shape of tensor text [2,1] is
+    not compatible with expected shape [?]".
+    """
+    @functools.wraps(method)
+    def checked(*args):
+        return method(*[tf.ensure_shape(a, s.shape) for a, s in zip(args, input_signature)])
+
+    return tf.function(checked, input_signature=input_signature, autograph=False)
 
 
 def tokenizer_resources(tokenizer):
