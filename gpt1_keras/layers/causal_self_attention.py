@@ -29,14 +29,33 @@ class CausalSelfAttention(keras.layers.Layer):
 
     Call arguments:
         inputs: `(batch, length, hidden_dim)` tensor.
-        padding_mask: optional `(batch, length)` bool/int tensor, 1 for real tokens.
-            Keys at padded positions receive no attention.
+        padding_mask: optional `(batch, key_length)` bool/int tensor, 1 for real
+            tokens. Keys at padded positions receive no attention. `key_length`
+            is `length`, or the cache's `max_length` when a cache is given.
+        cache: optional `(batch, 2, num_heads, max_length, head_dim)` tensor of
+            keys (`[:, 0]`) and values (`[:, 1]`) for autoregressive decoding.
+            When given, the layer writes the keys and values of `inputs` at
+            `cache_update_index`, attends over the updated cache, and returns
+            `(outputs, updated_cache)`.
+        cache_update_index: int or scalar int tensor, the position of the first
+            element of `inputs` in the sequence; required with `cache`.
         training: bool, whether dropout is active.
+
+    Returns:
+        `(batch, length, hidden_dim)` outputs, or `(outputs, cache)` when called
+        with a cache.
 
     Example:
     ```python
     layer = CausalSelfAttention(num_heads=12)
     outputs = layer(keras.ops.ones((2, 16, 768)))  # (2, 16, 768)
+
+    # Decoding: prefill 4 positions, then one position at a time.
+    cache = keras.ops.zeros((2, 2, 12, 16, 64))
+    outputs, cache = layer(keras.ops.ones((2, 4, 768)), cache=cache,
+                           cache_update_index=0)
+    outputs, cache = layer(keras.ops.ones((2, 1, 768)), cache=cache,
+                           cache_update_index=4)
     ```
     """
 
@@ -80,24 +99,47 @@ class CausalSelfAttention(keras.layers.Layer):
         x = ops.reshape(x, (batch, length, self.num_heads, self.head_dim))
         return ops.transpose(x, (0, 2, 1, 3))
 
-    def call(self, inputs, padding_mask=None, training=None):
+    def call(
+        self,
+        inputs,
+        padding_mask=None,
+        cache=None,
+        cache_update_index=None,
+        training=None,
+    ):
+        if (cache is None) != (cache_update_index is None):
+            raise ValueError(
+                "`cache` and `cache_update_index` must be passed together. "
+                f"Received: cache_update_index={cache_update_index}"
+            )
         batch, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
         qkv = self.c_attn(inputs)  # (B, T, 3C)
         query, key, value = ops.split(qkv, 3, axis=-1)  # 3 x (B, T, C)
-        # Scale the queries rather than the (T x T) scores: same result, less work.
+        # Scale the queries rather than the (T x S) scores: same result, less work.
         query = query * ops.cast(1.0 / math.sqrt(self.head_dim), query.dtype)
         query = self._split_heads(query, batch, length)
         key = self._split_heads(key, batch, length)
         value = self._split_heads(value, batch, length)
 
-        scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))  # (B, nh, T, T)
+        start = 0
+        if cache is not None:
+            # Write this call's keys/values at positions start..start+T-1 and
+            # attend over the whole cache: (B, 2, nh, S, hs).
+            start = cache_update_index
+            update = ops.cast(ops.stack((key, value), axis=1), cache.dtype)
+            cache = ops.slice_update(cache, (0, 0, 0, start, 0), update)
+            key, value = cache[:, 0], cache[:, 1]
+
+        scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))  # (B, nh, T, S)
         scores = ops.cast(scores, "float32")
-        # Causal mask: query t sees keys 0..t. (T, T) -> broadcast over (B, nh).
-        positions = ops.arange(length)
-        mask = ops.expand_dims(positions, 1) >= ops.expand_dims(positions, 0)
+        # Causal mask: the query at position p sees keys 0..p. (T, S) -> broadcast
+        # over (B, nh). Cache slots past p (not yet written) are masked too.
+        query_positions = ops.arange(length) + start
+        key_positions = ops.arange(ops.shape(key)[2])
+        mask = ops.expand_dims(query_positions, 1) >= ops.expand_dims(key_positions, 0)
         mask = ops.expand_dims(ops.expand_dims(mask, 0), 0)
         if padding_mask is not None:
-            # (B, T) -> (B, 1, 1, T): padded keys get no attention.
+            # (B, S) -> (B, 1, 1, S): padded keys get no attention.
             keys_mask = ops.cast(padding_mask, "bool")[:, None, None, :]
             mask = ops.logical_and(mask, keys_mask)
         scores = ops.where(mask, scores, _MASKED_SCORE)
@@ -107,7 +149,10 @@ class CausalSelfAttention(keras.layers.Layer):
         outputs = ops.matmul(probs, value)  # (B, nh, T, hs)
         outputs = ops.transpose(outputs, (0, 2, 1, 3))  # (B, T, nh, hs)
         outputs = ops.reshape(outputs, (batch, length, self.num_heads * self.head_dim))
-        return self.c_proj(outputs)
+        outputs = self.c_proj(outputs)
+        if cache is not None:
+            return outputs, cache
+        return outputs
 
     def compute_output_shape(self, inputs_shape):
         return inputs_shape

@@ -22,13 +22,22 @@ class GPT1DecoderBlock(keras.layers.Layer):
 
     Call arguments:
         inputs: `(batch, length, hidden_dim)` tensor.
-        padding_mask: optional `(batch, length)` mask, 1 for real tokens.
+        padding_mask: optional `(batch, key_length)` mask, 1 for real tokens
+            (see `CausalSelfAttention`).
+        cache: optional `(batch, 2, num_heads, max_length, head_dim)` key/value
+            cache of this block's attention; the block then returns
+            `(outputs, updated_cache)`.
+        cache_update_index: int or scalar int tensor, position of the first
+            element of `inputs`; required with `cache`.
         training: bool, whether dropout is active.
 
     Example:
     ```python
     block = GPT1DecoderBlock(num_heads=12, intermediate_dim=3072)
     outputs = block(keras.ops.ones((2, 16, 768)))  # (2, 16, 768)
+    cache = keras.ops.zeros((2, 2, 12, 16, 64))
+    outputs, cache = block(keras.ops.ones((2, 1, 768)), cache=cache,
+                           cache_update_index=0)
     ```
     """
 
@@ -82,14 +91,32 @@ class GPT1DecoderBlock(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, inputs, padding_mask=None, training=None):
-        attended = self.attn(inputs, padding_mask=padding_mask, training=training)
+    def call(
+        self,
+        inputs,
+        padding_mask=None,
+        cache=None,
+        cache_update_index=None,
+        training=None,
+    ):
+        attended = self.attn(
+            inputs,
+            padding_mask=padding_mask,
+            cache=cache,
+            cache_update_index=cache_update_index,
+            training=training,
+        )
+        if cache is not None:
+            attended, cache = attended
         attended = self.residual_dropout(attended, training=training)
         normed = self.ln_1(inputs + attended)
         # tanh-approximate GELU, as in GPT-1 (Keras' default is the exact erf form).
         hidden = ops.gelu(self.c_fc(normed), approximate=True)
         hidden = self.residual_dropout(self.c_proj(hidden), training=training)
-        return self.ln_2(normed + hidden)
+        outputs = self.ln_2(normed + hidden)
+        if cache is not None:
+            return outputs, cache
+        return outputs
 
     def compute_output_shape(self, inputs_shape):
         return inputs_shape

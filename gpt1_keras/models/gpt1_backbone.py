@@ -43,6 +43,9 @@ class GPT1Backbone(keras.Model):
         token_ids: int `(batch, length)` tensor.
         padding_mask: `(batch, length)` tensor, 1 (or True) for real tokens.
 
+    For autoregressive decoding, `empty_cache()` and `call_with_cache()` run the
+    same layers one step at a time with a key/value cache (see `GPT1CausalLM.generate`).
+
     Example:
     ```python
     backbone = GPT1Backbone.from_preset("gpt1_tiny")
@@ -127,6 +130,58 @@ class GPT1Backbone(keras.Model):
         self.dropout = dropout
         self.max_sequence_length = max_sequence_length
         self.layer_norm_epsilon = layer_norm_epsilon
+
+    def empty_cache(self, batch_size, max_length):
+        """A zero key/value cache for `call_with_cache()`.
+
+        Args:
+            batch_size: int. Rows decoded together.
+            max_length: int. Positions the cache holds (prompt plus new tokens,
+                at most `max_sequence_length`).
+
+        Returns:
+            A `(batch_size, num_layers, 2, num_heads, max_length, head_dim)`
+            tensor in the compute dtype: per layer, keys (`[:, :, 0]`) and values
+            (`[:, :, 1]`) in the attention's head-major layout.
+        """
+        if max_length > self.max_sequence_length:
+            raise ValueError(
+                f"The cache cannot hold more than the model's context of "
+                f"{self.max_sequence_length} positions. Received: max_length={max_length}"
+            )
+        head_dim = self.hidden_dim // self.num_heads
+        shape = (batch_size, self.num_layers, 2, self.num_heads, max_length, head_dim)
+        return ops.zeros(shape, dtype=self.token_embedding.compute_dtype)
+
+    def call_with_cache(self, token_ids, cache, cache_update_index):
+        """Runs `token_ids` at positions `cache_update_index...` against a cache.
+
+        Equivalent to the rows `cache_update_index .. cache_update_index + T - 1`
+        of a full forward pass (inference mode, no padding mask) over the tokens
+        written to the cache so far plus `token_ids`.
+
+        Args:
+            token_ids: int `(batch, T)` tensor: the prompt to prefill (with
+                `cache_update_index=0`) or the latest token (`T == 1`).
+            cache: the `(batch, num_layers, 2, num_heads, max_length, head_dim)`
+                tensor from `empty_cache()` or a previous call.
+            cache_update_index: int or scalar int tensor, the position of
+                `token_ids[:, 0]` in the sequence.
+
+        Returns:
+            `(hidden_states, cache)`: `(batch, T, hidden_dim)` outputs of the last
+            block and the cache with these positions' keys and values written.
+        """
+        tokens = self.token_embedding(token_ids)  # (B, T, C)
+        x = tokens + self.position_embedding(tokens, start_index=cache_update_index)
+        x = self.embeddings_dropout(x, training=False)
+        caches = []
+        for i, block in enumerate(self.transformer_layers):
+            x, layer_cache = block(
+                x, cache=cache[:, i], cache_update_index=cache_update_index, training=False
+            )
+            caches.append(layer_cache)
+        return x, ops.stack(caches, axis=1)
 
     def get_config(self):
         return {
