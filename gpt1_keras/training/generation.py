@@ -1,12 +1,19 @@
-"""Small text sampling from a `GPT1CausalLM`, for inspecting a training run.
+"""Text samples from a `GPT1CausalLM` for inspecting a training run.
 
-No cache: each new token runs the model on the whole (truncated) prefix, which is
-fine for a few short samples. Works on every backend (the model call is
-`keras.ops`; sampling is numpy).
+Thin wrappers over `GPT1CausalLM.generate` (key/value cache, compiled loop, every
+backend) that keep a training run's sampling settings in one place: top-k
+sampling, and prompts too long for the context cut from the left.
 """
 
-import numpy as np
-from keras import ops
+
+def _fit_prompt(prompt_ids, context, max_new_tokens):
+    """Keeps the last `context - max_new_tokens` ids of a prompt, so it fits."""
+    if max_new_tokens >= context:
+        raise ValueError(
+            f"`max_new_tokens` must leave room for a prompt in the model's context of "
+            f"{context}. Received: max_new_tokens={max_new_tokens}"
+        )
+    return list(prompt_ids)[-(context - max_new_tokens):]
 
 
 def sample_tokens(lm, prompt_ids, max_new_tokens=40, top_k=40, temperature=1.0, seed=0):
@@ -14,50 +21,46 @@ def sample_tokens(lm, prompt_ids, max_new_tokens=40, top_k=40, temperature=1.0, 
 
     Args:
         lm: a `GPT1CausalLM`.
-        prompt_ids: a non-empty list of int token ids.
-        max_new_tokens: tokens to generate.
-        top_k: sample among the `top_k` most likely tokens; 1 is greedy decoding.
+        prompt_ids: a non-empty list of int token ids. If it plus `max_new_tokens`
+            exceeds the context, only its last tokens are kept (and returned).
+        max_new_tokens: tokens to generate (fewer than the context).
+        top_k: sample among the `top_k` most likely tokens (at most the whole
+            vocabulary); 1 is greedy decoding.
         temperature: divides the logits before the softmax.
-        seed: numpy seed of the sampler.
+        seed: the sampler's seed.
 
     Returns:
-        The list of prompt and generated ids.
+        The list of (kept) prompt and generated ids.
     """
-    if not prompt_ids:
+    if not len(prompt_ids):
         raise ValueError("`prompt_ids` is empty: pass at least one token.")
-    if top_k < 1:
-        raise ValueError(f"`top_k` must be >= 1. Received: top_k={top_k}")
-    rng = np.random.default_rng(seed)
-    context = lm.backbone.max_sequence_length
-    ids = [int(i) for i in prompt_ids]
-    for _ in range(max_new_tokens):
-        window = np.asarray([ids[-context:]], "int32")  # (1, t)
-        logits = lm({"token_ids": window, "padding_mask": np.ones_like(window)},
-                    training=False)
-        last = np.asarray(ops.convert_to_numpy(ops.cast(logits[0, -1], "float32")))
-        last = last / max(temperature, 1e-6)
-        top = np.argpartition(-last, min(top_k, last.size) - 1)[:top_k]
-        probs = np.exp(last[top] - last[top].max())
-        ids.append(int(rng.choice(top, p=probs / probs.sum())))
-    return ids
+    prompt = _fit_prompt(prompt_ids, lm.backbone.max_sequence_length, max_new_tokens)
+    top_k = min(top_k, lm.backbone.vocabulary_size)
+    return lm.generate(
+        [prompt], max_new_tokens, strategy="sample", top_k=top_k,
+        temperature=temperature, seed=seed,
+    )[0]
 
 
 def generate_text(lm, tokenizer, prompts, max_new_tokens=40, top_k=40, seed=0):
-    """Samples one continuation per prompt and returns the detokenized texts.
+    """Samples one continuation per prompt (one batch) and returns the texts.
 
     Args:
         lm: a `GPT1CausalLM`.
         tokenizer: a `GPT1Tokenizer` (tokenize and `detokenize`).
-        prompts: a list of strings.
+        prompts: a list of strings. A prompt too long to leave `max_new_tokens`
+            in the context keeps only its last tokens.
         max_new_tokens, top_k: see `sample_tokens`.
-        seed: the sampler's seed; prompt `i` uses `seed + i`.
+        seed: the sampler's seed (one for the batch).
 
     Returns:
-        A list of strings: each prompt's normalised text plus its continuation.
+        A list of strings: each prompt's normalised (possibly truncated) text
+        plus its continuation.
     """
-    texts = []
-    for i, prompt in enumerate(prompts):
-        prompt_ids = tokenizer([prompt]).to_list()[0]
-        ids = sample_tokens(lm, prompt_ids, max_new_tokens, top_k, seed=seed + i)
-        texts.append(tokenizer.detokenize(ids).numpy().decode("utf-8", "replace"))
-    return texts
+    context = lm.backbone.max_sequence_length
+    prompt_ids = [_fit_prompt(ids, context, max_new_tokens)
+                  for ids in tokenizer(list(prompts)).to_list()]
+    top_k = min(top_k, lm.backbone.vocabulary_size)
+    token_ids = lm.generate(prompt_ids, max_new_tokens, strategy="sample", top_k=top_k,
+                            seed=seed)
+    return [t.decode("utf-8", "replace") for t in tokenizer.detokenize(token_ids).numpy()]
