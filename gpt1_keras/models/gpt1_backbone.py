@@ -140,9 +140,11 @@ class GPT1Backbone(keras.Model):
                 at most `max_sequence_length`).
 
         Returns:
-            A `(batch_size, num_layers, 2, num_heads, max_length, head_dim)`
-            tensor in the compute dtype: per layer, keys (`[:, :, 0]`) and values
-            (`[:, :, 1]`) in the attention's head-major layout.
+            A tuple with one `(batch_size, 2, num_heads, max_length, head_dim)`
+            tensor per block, in the compute dtype: keys (`[:, 0]`) and values
+            (`[:, 1]`) in the attention's head-major layout. One tensor per block,
+            not one stacked tensor, so that a decoding step updates each in place
+            instead of slicing and re-stacking the whole cache.
         """
         if max_length > self.max_sequence_length:
             raise ValueError(
@@ -150,8 +152,9 @@ class GPT1Backbone(keras.Model):
                 f"{self.max_sequence_length} positions. Received: max_length={max_length}"
             )
         head_dim = self.hidden_dim // self.num_heads
-        shape = (batch_size, self.num_layers, 2, self.num_heads, max_length, head_dim)
-        return ops.zeros(shape, dtype=self.token_embedding.compute_dtype)
+        shape = (batch_size, 2, self.num_heads, max_length, head_dim)
+        dtype = self.token_embedding.compute_dtype
+        return tuple(ops.zeros(shape, dtype=dtype) for _ in range(self.num_layers))
 
     def call_with_cache(self, token_ids, cache, cache_update_index):
         """Runs `token_ids` at positions `cache_update_index...` against a cache.
@@ -163,8 +166,8 @@ class GPT1Backbone(keras.Model):
         Args:
             token_ids: int `(batch, T)` tensor: the prompt to prefill (with
                 `cache_update_index=0`) or the latest token (`T == 1`).
-            cache: the `(batch, num_layers, 2, num_heads, max_length, head_dim)`
-                tensor from `empty_cache()` or a previous call.
+            cache: the tuple of per-block `(batch, 2, num_heads, max_length,
+                head_dim)` tensors from `empty_cache()` or a previous call.
             cache_update_index: int or scalar int tensor, the position of
                 `token_ids[:, 0]` in the sequence.
 
@@ -175,13 +178,13 @@ class GPT1Backbone(keras.Model):
         tokens = self.token_embedding(token_ids)  # (B, T, C)
         x = tokens + self.position_embedding(tokens, start_index=cache_update_index)
         x = self.embeddings_dropout(x, training=False)
-        caches = []
-        for i, block in enumerate(self.transformer_layers):
-            x, layer_cache = block(
-                x, cache=cache[:, i], cache_update_index=cache_update_index, training=False
+        updated = []
+        for block, block_cache in zip(self.transformer_layers, cache):
+            x, block_cache = block(
+                x, cache=block_cache, cache_update_index=cache_update_index, training=False
             )
-            caches.append(layer_cache)
-        return x, ops.stack(caches, axis=1)
+            updated.append(block_cache)
+        return x, tuple(updated)
 
     def get_config(self):
         return {

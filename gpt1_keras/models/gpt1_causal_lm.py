@@ -41,8 +41,11 @@ class GPT1CausalLM(keras.Model):
 
     Text generation: `generate()` decodes with a key/value cache
     (`call_with_cache()`), greedily or by sampling (temperature, top-k, top-p),
-    in a loop compiled once per backend (XLA via `tf.function` on TensorFlow,
-    `jax.jit` on JAX; eager under `torch.no_grad()` on PyTorch).
+    in a loop compiled once per setting and input shape: `jax.jit` on JAX,
+    `tf.function` on TensorFlow (with XLA when `jit_compile` is true: set
+    `lm.jit_compile = True`, as Keras' "auto" leaves XLA off on CPU-only machines;
+    XLA decodes faster there but compiles slower), eager under `torch.no_grad()`
+    on PyTorch.
 
     Example:
     ```python
@@ -122,8 +125,8 @@ class GPT1CausalLM(keras.Model):
 
         Args:
             token_ids: int `(batch, T)` tensor.
-            cache: a `(batch, num_layers, 2, num_heads, max_length, head_dim)`
-                tensor from `backbone.empty_cache()` or a previous call.
+            cache: the tuple of per-block `(batch, 2, num_heads, max_length,
+                head_dim)` tensors from `backbone.empty_cache()` or a previous call.
             cache_update_index: int or scalar int tensor, the position of
                 `token_ids[:, 0]` in the sequence.
 
@@ -205,10 +208,11 @@ class GPT1CausalLM(keras.Model):
             seed = int(np.random.randint(0, 2**31 - 1))
         seed_state = np.array([int(seed), 0], "int64")
 
-        generate_function = self._generate_functions.get(sampler)
+        key = (sampler, bool(self.jit_compile))
+        generate_function = self._generate_functions.get(key)
         if generate_function is None:
             generate_function = self._make_generate_function(sampler)
-            self._generate_functions[sampler] = generate_function
+            self._generate_functions[key] = generate_function
         token_ids = generate_function(prompt_ids, lengths, seed_state, max_new_tokens)
         token_ids = ops.convert_to_numpy(token_ids)
         rows = [token_ids[i, : n + max_new_tokens].tolist() for i, n in enumerate(lengths)]
@@ -303,18 +307,23 @@ class GPT1CausalLM(keras.Model):
         else:
             cache = ops.zeros((), self.compute_dtype)  # unused loop variable
 
+        # The tied LM head, transposed once here rather than at every step:
+        # (V, C) -> (C, V). Same product as `token_embedding(h, reverse=True)`.
+        embedding = self.backbone.token_embedding
+        head = ops.transpose(ops.cast(embedding.embeddings, embedding.compute_dtype))
+
         def next_logits(token_ids, cache, index):
             # Logits for position `index`, from the token at `index - 1`.
             if sampler.use_cache:
                 last = ops.slice(token_ids, (0, index - 1), (batch, 1))  # (B, 1)
-                logits, _, cache = self.call_with_cache(last, cache, index - 1)
-                return logits[:, 0], cache
-            hidden = self.backbone(
-                {"token_ids": token_ids, "padding_mask": ops.ones_like(token_ids)},
-                training=False,
-            )  # (B, P + N, C): the whole sequence again
-            hidden = ops.slice(hidden, (0, index - 1, 0), (batch, 1, ops.shape(hidden)[2]))
-            return self.backbone.token_embedding(hidden[:, 0], reverse=True), cache
+                hidden, cache = self.backbone.call_with_cache(last, cache, index - 1)
+            else:
+                hidden = self.backbone(
+                    {"token_ids": token_ids, "padding_mask": ops.ones_like(token_ids)},
+                    training=False,
+                )  # (B, P + N, C): the whole sequence again
+                hidden = ops.slice(hidden, (0, index - 1, 0), (batch, 1, ops.shape(hidden)[2]))
+            return ops.matmul(hidden[:, 0], head), cache  # (B, V)
 
         def cond(token_ids, cache, index, seed_state):
             return index < total
