@@ -117,6 +117,7 @@ class PretrainConfig:
     learning_rate: float
     schedule: str
     warmup_steps: int
+    warmup_steps_given: bool  # False: the named default, cut to the run's length.
     weight_decay: float
     clip_norm: float
     precision: str
@@ -245,6 +246,7 @@ def parse_flags():
         learning_rate=learning_rate,
         schedule=_SCHEDULE.value,
         warmup_steps=warmup_steps,
+        warmup_steps_given=_WARMUP_STEPS.present,
         weight_decay=_WEIGHT_DECAY.value,
         clip_norm=_CLIP_NORM.value,
         precision=_PRECISION.value,
@@ -428,9 +430,12 @@ def run(config):
             f"of --batch_size={config.batch_size} x --sequence_length={config.sequence_length}; "
             "raise --validation_fraction or pass bigger --validation_files."
         )
-    if config.warmup_steps > train_steps:
+    warmup_steps = config.warmup_steps
+    if not config.warmup_steps_given:  # --epochs: the default warm-up, at most the run.
+        warmup_steps = min(warmup_steps, train_steps)
+    elif warmup_steps > train_steps:
         raise app.UsageError(
-            f"--warmup_steps={config.warmup_steps} exceeds the {train_steps} training steps."
+            f"--warmup_steps={warmup_steps} exceeds the {train_steps} training steps."
         )
 
     def dataset_fn(files, train):
@@ -457,7 +462,7 @@ def run(config):
         sequence_length=config.sequence_length,
         learning_rate=config.learning_rate,
         schedule=config.schedule,
-        warmup_steps=config.warmup_steps,
+        warmup_steps=warmup_steps,
         weight_decay=config.weight_decay,
         clip_norm=config.clip_norm,
         steps_per_epoch=config.steps_per_eval,

@@ -18,7 +18,8 @@ Step 2, any backend:
     KERAS_BACKEND=jax PYTHONPATH=. .venv/bin/python bench/pretrain/warmup_sweep.py \
         --data=/tmp/sweep --runs=8:128:1e-3:300:250,8:128:1e-3:300:30
 
-Each run is `B:T:peak_lr:steps:warmup[:dropout[:seed]]`.
+Each run is `B:T:peak_lr:steps:warmup[:dropout[:seed[:schedule]]]` (schedule: cosine,
+linear or constant, as `pretrain --schedule`).
 """
 
 import json
@@ -32,7 +33,7 @@ from absl import flags
 _PREPARE = flags.DEFINE_string("prepare", None, "Write train.npy/valid.npy here and exit.")
 _DATA = flags.DEFINE_string("data", None, "Directory with train.npy and valid.npy.")
 _RUNS = flags.DEFINE_list("runs", ["8:128:1e-3:300:250", "8:128:1e-3:300:30"],
-                          "Runs: B:T:peak_lr:steps:warmup[:dropout[:seed]].")
+                          "Runs: B:T:peak_lr:steps:warmup[:dropout[:seed[:schedule]]].")
 _EVALS = flags.DEFINE_integer("evals", 6, "Validation passes per run, evenly spaced.")
 _OUTPUT = flags.DEFINE_string("output", None, "Also write all results to this JSON file.")
 
@@ -68,7 +69,7 @@ def _inputs(windows):
 
 
 def run_one(train, valid, batch, length, peak_lr, steps, warmup, dropout=0.1, seed=0,
-            evals=6):
+            schedule="cosine", evals=6):
     """Trains one configuration; returns its settings and `[(step, train, val loss)]`."""
     import keras
     import numpy as np
@@ -80,7 +81,7 @@ def run_one(train, valid, batch, length, peak_lr, steps, warmup, dropout=0.1, se
     keras.utils.set_random_seed(seed)
     lm = GPT1CausalLM.from_preset("gpt1_small", dropout=dropout)
     lm.compile(
-        optimizer=build_optimizer(make_schedule("cosine", peak_lr, warmup, steps)),
+        optimizer=build_optimizer(make_schedule(schedule, peak_lr, warmup, steps)),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=True,
     )
@@ -100,7 +101,7 @@ def run_one(train, valid, batch, length, peak_lr, steps, warmup, dropout=0.1, se
             val = lm.evaluate(val_x, val_y, batch_size=32, verbose=0)
             curve.append((step, float(np.ravel(loss)[0]), float(np.ravel(val)[0])))
     return dict(batch=batch, length=length, peak_lr=peak_lr, steps=steps, warmup=warmup,
-                dropout=dropout, seed=seed, curve=curve,
+                dropout=dropout, seed=seed, schedule=schedule, curve=curve,
                 val_perplexity=math.exp(curve[-1][2]), seconds=time.time() - start)
 
 
@@ -119,15 +120,17 @@ def main(argv):
     results = []
     for spec in _RUNS.value:
         fields = spec.split(":")
-        if not 5 <= len(fields) <= 7:
-            raise app.UsageError(f"--runs entries are B:T:lr:steps:warmup[:dropout[:seed]]. "
+        if not 5 <= len(fields) <= 8:
+            raise app.UsageError("--runs entries are "
+                                 "B:T:lr:steps:warmup[:dropout[:seed[:schedule]]]. "
                                  f"Received: {spec!r}")
         batch, length, lr, steps, warmup = (int(fields[0]), int(fields[1]), float(fields[2]),
                                             int(fields[3]), int(fields[4]))
         dropout = float(fields[5]) if len(fields) > 5 else 0.1
         seed = int(fields[6]) if len(fields) > 6 else 0
+        schedule = fields[7] if len(fields) > 7 else "cosine"
         results.append(run_one(train, valid, batch, length, lr, steps, warmup, dropout, seed,
-                               _EVALS.value))
+                               schedule, _EVALS.value))
         print(json.dumps(results[-1]), flush=True)
         if _OUTPUT.value:
             with open(_OUTPUT.value, "w") as f:

@@ -1,5 +1,5 @@
 """//pipelines:pretrain end to end, as a user runs it: artifacts, SIGKILL resume,
-corrupt-checkpoint fallback, bad flags."""
+corrupt-checkpoint fallback, --epochs with mixed_bfloat16, bad flags."""
 
 import glob
 import json
@@ -98,6 +98,33 @@ class PretrainBinaryTest(absltest.TestCase):
         self.assertIn("truncated", result.stderr)
         metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
         self.assertEqual((metrics["resumed_from_step"], metrics["final_step"]), (15, 22))
+
+    def test_epochs_and_mixed_bfloat16(self):
+        tmp = self.create_tempdir().full_path
+        model_dir = os.path.join(tmp, "run")
+        result = _run(*_TINY, f"--train_files={_corpus(tmp)}", f"--model_dir={model_dir}",
+                      "--epochs=0.5", "--precision=mixed_bfloat16", "--checkpoint_every=50")
+        self.assertEqual(result.returncode, 0, result.stderr[-4000:])
+
+        # --epochs=0.5: half the training tokens (each non-blank line + its separator),
+        # in updates of 4 x 16 tokens, rounded up.
+        from gpt1_keras.tokenizers import GPT1Tokenizer
+
+        with open(os.path.join(model_dir, "data", "train.txt")) as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+        tokens = sum(len(ids) + 1 for ids in GPT1Tokenizer()(lines).to_list())
+        metrics = json.load(open(os.path.join(model_dir, "metrics.json")))
+        self.assertEqual(metrics["final_step"], int(np.ceil(0.5 * tokens / (4 * 16))))
+        self.assertEqual(metrics["precision"], "mixed_bfloat16")
+        self.assertTrue(np.isfinite(metrics["val_loss"]))
+        check = subprocess.run(
+            [sys.executable, "-c",
+             "import keras, gpt1_keras, sys; lm = keras.saving.load_model(sys.argv[1]); "
+             "print(lm.dtype_policy.name, lm.backbone.layers[-1].compute_dtype, "
+             "lm.trainable_variables[0].dtype)", os.path.join(model_dir, "model.keras")],
+            cwd=_REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+        # bfloat16 compute, float32 weights.
+        self.assertIn("mixed_bfloat16 bfloat16 float32", check.stdout, check.stderr[-2000:])
 
     def test_sigkill_then_restart_matches_an_uninterrupted_run(self):
         tmp = self.create_tempdir().full_path
