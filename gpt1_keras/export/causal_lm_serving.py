@@ -73,13 +73,19 @@ class CausalLMServingModule(tf.Module):
         first = getattr(tokenizer, "newline_token_id", None)
         self.empty_prompt_token_id = tokenizer.start_token_id if first is None else first
 
-        self.score = signature_function(
+    def signatures(self):
+        """`{name: concrete function}` for `tf.saved_model.save`.
+
+        Only the signatures are saved (the functions are not module attributes):
+        saving each graph once keeps the export fast and the SavedModel small.
+        """
+        score = signature_function(
             self._score_text, [tf.TensorSpec([None], tf.string, "text")])
-        self.score_continuation = signature_function(
+        score_continuation = signature_function(
             self._score_continuation,
             [tf.TensorSpec([None], tf.string, "context"),
              tf.TensorSpec([None], tf.string, "text")])
-        self.generate = signature_function(self._generate, [
+        generate = signature_function(self._generate, [
             tf.TensorSpec([None], tf.string, "prompt"),
             tf.TensorSpec([None], tf.int32, "max_new_tokens"),
             tf.TensorSpec([None], tf.float32, "temperature"),
@@ -87,15 +93,12 @@ class CausalLMServingModule(tf.Module):
             tf.TensorSpec([None], tf.float32, "top_p"),
             tf.TensorSpec([None], tf.int64, "seed"),
         ])
-
-    def signatures(self):
-        """`{name: concrete function}` for `tf.saved_model.save`."""
-        score = self.score.get_concrete_function()
+        score = score.get_concrete_function()
         return {
             "serving_default": score,
             "score": score,
-            "score_continuation": self.score_continuation.get_concrete_function(),
-            "generate": self.generate.get_concrete_function(),
+            "score_continuation": score_continuation.get_concrete_function(),
+            "generate": generate.get_concrete_function(),
         }
 
     # === Scoring ===

@@ -33,7 +33,9 @@ class ClassifierServingModule(tf.Module):
     given (for multiple choice, a choice index past the names is written as its
     number). Multiple choice needs at least one choice per example.
     Every text is trimmed longest-first to fit `sequence_length` with its
-    special tokens (`task_dataset`); an empty text contributes no tokens.
+    special tokens (`task_dataset`); an empty text contributes no tokens. The
+    model then runs on the batch's longest sequence, not all `sequence_length`
+    positions (the same outputs: attention is causal).
 
     Args:
         classifier: a built `GPT1Classifier`.
@@ -71,27 +73,29 @@ class ClassifierServingModule(tf.Module):
         self.sequence_length = sequence_length
         self.label_names = label_names
 
+    def signatures(self):
+        """`{name: concrete function}` for `tf.saved_model.save`.
+
+        Only the signatures are saved (the functions are not module attributes):
+        saving each graph once keeps the export fast and the SavedModel small.
+        """
         text = tf.TensorSpec([None], tf.string, "text")
-        if task == "classification":
-            self.serve = signature_function(self._classify, [text])
-        elif task in ("entailment", "similarity"):
-            self.serve = signature_function(
+        if self.task == "classification":
+            serve = signature_function(self._classify, [text])
+        elif self.task in ("entailment", "similarity"):
+            serve = signature_function(
                 self._pair, [text, tf.TensorSpec([None], tf.string, "text_b")])
         else:
             choices = tf.TensorSpec([None, None], tf.string, "choices")
-            self.serve = signature_function(self._choose, [text, choices])
-            self.serve_with_question = signature_function(
+            serve = signature_function(self._choose, [text, choices])
+            with_question = signature_function(
                 self._choose_with_question,
                 [text, tf.TensorSpec([None], tf.string, "question"), choices])
+            return {"serving_default": serve.get_concrete_function(),
+                    "with_question": with_question.get_concrete_function()}
+        return {"serving_default": serve.get_concrete_function()}
 
-    def signatures(self):
-        """`{name: concrete function}` for `tf.saved_model.save`."""
-        signatures = {"serving_default": self.serve.get_concrete_function()}
-        if self.task == "multiple_choice":
-            signatures["with_question"] = self.serve_with_question.get_concrete_function()
-        return signatures
-
-    # === Signatures ===
+    # === Signature bodies ===
 
     def _classify(self, text):
         return self._predict(text)
@@ -119,7 +123,12 @@ class ClassifierServingModule(tf.Module):
         x = task_dataset.task_inputs(
             self._keras.tokenizer, self.task, text, text_b, question=question,
             sequence_length=self.sequence_length)
-        x = {k: tf.cast(v, tf.int32) for k, v in x.items()}
+        # (..., T) -> (..., W): cut the padding past the batch's longest sequence.
+        # Outputs are unchanged (causal attention; the head reads the classify
+        # token), and a batch of short texts costs W positions, not T.
+        lengths = tf.reduce_sum(tf.cast(x["padding_mask"], tf.int32), axis=-1)
+        width = tf.maximum(tf.reduce_max(tf.reshape(lengths, [-1])), 1)  # >= 1, empty batch too
+        x = {k: tf.cast(v[..., :width], tf.int32) for k, v in x.items()}
         outputs = tf.cast(self._keras.model(x, training=False), tf.float32)
         if self.regression:
             return {"score": outputs}

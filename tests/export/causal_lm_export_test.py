@@ -41,6 +41,33 @@ try:
     call(generate, payload["bad_settings"])
 except tf.errors.InvalidArgumentError as e:
     result["bad_settings_error"] = e.message
+
+# Random bytes and random Unicode: an answer, or the tokenizer's UTF-8 error.
+rng = np.random.default_rng(1)
+counts = {"answers": 0, "utf8_errors": 0, "other_errors": []}
+for i in range(400):
+    batch = int(rng.integers(0, 4))
+    if i % 2:
+        texts = [rng.bytes(int(rng.integers(0, 30))) for _ in range(batch)]
+    else:
+        texts = ["".join(chr(int(c)) for c in rng.integers(0x20, 0xD000, size=20)).encode()
+                 for _ in range(batch)]
+    texts = tf.constant(texts, tf.string, shape=[batch])
+    try:
+        if i % 4 < 2:
+            out = model.signatures["score"](text=texts)
+            assert np.isfinite(out["mean_log_prob"].numpy()).all()
+        else:
+            out = generate(prompt=texts, max_new_tokens=[2], temperature=[1.0], top_k=[0],
+                           top_p=[1.0], seed=tf.constant([i], tf.int64))
+            assert out["token_ids"].shape == (batch, 2 if batch else 0)
+        counts["answers"] += 1
+    except tf.errors.InvalidArgumentError as e:
+        if "input is not valid UTF-8" in e.message:
+            counts["utf8_errors"] += 1
+        else:
+            counts["other_errors"].append(e.message[:300])
+result["random"] = counts
 '''
 
 
@@ -168,6 +195,12 @@ class CausalLMExportTest(absltest.TestCase):
         self.assertEqual(empty["token_ids"].shape, (0, 0))
         self.assertIn("`seed` must have 1 entry or one per prompt",
                       self.served["bad_settings_error"])
+
+    def test_random_requests_get_an_answer_or_a_utf8_error(self):
+        counts = self.served["random"]
+        self.assertEqual(counts["other_errors"], [])
+        self.assertEqual(counts["answers"] + counts["utf8_errors"], 400)
+        self.assertGreater(counts["answers"], 200)  # every random-Unicode request
 
     def test_saved_model_cli_lists_the_signatures(self):
         signatures = lib.parse_saved_model_cli(lib.saved_model_cli_show(self.path))
