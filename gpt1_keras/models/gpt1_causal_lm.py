@@ -1,5 +1,6 @@
 import collections
 import functools
+import numbers
 
 import keras
 import numpy as np
@@ -190,10 +191,10 @@ class GPT1CausalLM(keras.Model):
         """
         sampler = _check_sampler(strategy, temperature, top_k, top_p, use_cache,
                                  self.backbone.vocabulary_size)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)) \
-                or max_new_tokens < 1:
+        if not _is_int(max_new_tokens) or max_new_tokens < 1:
             raise ValueError(
-                f"`max_new_tokens` must be an integer >= 1. Received: max_new_tokens={max_new_tokens}"
+                "`max_new_tokens` must be an integer >= 1. "
+                f"Received: max_new_tokens={max_new_tokens}"
             )
         max_new_tokens = int(max_new_tokens)
         prompts, kind = _prompt_ids(inputs, tokenizer)
@@ -360,22 +361,27 @@ class GPT1CausalLM(keras.Model):
         return cls(GPT1Backbone.from_preset(preset, **overrides))
 
 
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _check_sampler(strategy, temperature, top_k, top_p, use_cache, vocabulary_size):
     if strategy not in _STRATEGIES:
         raise ValueError(
             f"`strategy` must be one of {_STRATEGIES}. Received: strategy={strategy!r}"
         )
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not temperature > 0:
+    if not _is_real(temperature) or not temperature > 0:
         raise ValueError(f"`temperature` must be > 0. Received: temperature={temperature}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
-                              or not 1 <= top_k <= vocabulary_size):
+    if top_k is not None and (not _is_int(top_k) or not 1 <= top_k <= vocabulary_size):
         raise ValueError(
             f"`top_k` must be an integer in [1, {vocabulary_size}] (the vocabulary size). "
             f"Received: top_k={top_k}"
         )
-    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float))
-                              or not 0 < top_p <= 1):
+    if top_p is not None and (not _is_real(top_p) or not 0 < top_p <= 1):
         raise ValueError(f"`top_p` must be in (0, 1]. Received: top_p={top_p}")
     if strategy == "greedy" and (temperature != 1.0 or top_k is not None or top_p is not None):
         raise ValueError(
