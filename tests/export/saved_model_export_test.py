@@ -102,6 +102,20 @@ class SavedModelExportTest(absltest.TestCase):
             self.assertEqual(json.load(f)["utf8_errors"], "replace")
         self.assertEqual(self.tokenizer.errors, "strict")  # the given one is unchanged
 
+    def test_binary_usage_errors(self):
+        def run(*flags):
+            return subprocess.run([sys.executable, "-m", "pipelines.export", *flags],
+                                  capture_output=True, text=True, timeout=300)
+
+        proc = run("--export_dir=/tmp/unused")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("--model_dir is required.", proc.stderr)
+        empty = self.create_tempdir().full_path
+        proc = run(f"--model_dir={empty}", f"--export_dir={empty}/out")
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn(f"{empty} is a directory without model.keras", proc.stderr)
+        self.assertFalse(os.path.exists(f"{empty}/out"))
+
     def test_other_backends_are_refused(self):
         code = ("import os; os.environ['KERAS_BACKEND'] = 'jax'\n"
                 "from gpt1_keras.export import export_saved_model\n"
