@@ -150,7 +150,9 @@ Date {datetime.datetime.now():%Y-%m-%d}; {common.machine_info()}.
 
 def _majority(data):
     with open(os.path.join(data, "dev.tsv"), encoding="utf-8") as f:
-        labels = [line.rsplit("\t", 1)[-1] for line in f.read().splitlines()[1:]]
+        header, *rows = f.read().splitlines()
+    column = header.split("\t").index("label")
+    labels = [row.split("\t")[column] for row in rows]
     return max(labels.count(v) for v in set(labels)) / len(labels)
 
 
