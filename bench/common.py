@@ -60,8 +60,17 @@ def load_average():
         return f.read().split()[:3]
 
 
-def machine_info():
-    """CPU model, CPU count, Python and the ML package versions, on one line."""
+def notes_section(path, marker="## Notes"):
+    """The hand-written part of a results file (from `marker` on), kept across reruns."""
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        text = f.read()
+    return text[text.index(marker):] if marker in text else ""
+
+
+def machine_info(packages=("tensorflow", "keras", "jax", "torch", "transformers")):
+    """CPU model, CPU count, Python and the given package versions, on one line."""
     import importlib.metadata as md
 
     def version(name):
@@ -76,8 +85,5 @@ def machine_info():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    versions = ", ".join(
-        f"{name} {version(name)}"
-        for name in ("tensorflow", "keras", "jax", "torch", "transformers")
-    )
+    versions = ", ".join(f"{name} {version(name)}" for name in packages)
     return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}; {versions}"

@@ -114,12 +114,7 @@ def main(argv):
     print(f"zero-shot: {json.dumps(zero)}", flush=True)
     zero_accuracy = zero.get("accuracy", zero.get("splits", {}).get("dev", {}).get("accuracy"))
 
-    notes = ""
-    if os.path.exists(_OUTPUT.value):
-        with open(_OUTPUT.value) as f:
-            old = f.read()
-        if _NOTES_MARKER in old:
-            notes = old[old.index(_NOTES_MARKER):]
+    notes = common.notes_section(_OUTPUT.value, _NOTES_MARKER)
     gain = runs["pretrained"][0] - runs["scratch"][0]
     text = f"""# SST-2 at small scale: fine-tuning with and without pretraining, and zero-shot
 

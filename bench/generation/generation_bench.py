@@ -33,7 +33,6 @@ Results go to `--output` (default: RESULTS.md next to this file; text under "## 
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,8 @@ import time
 
 from absl import app
 from absl import flags
+
+from bench import common
 
 _SIZES = flags.DEFINE_list("sizes", ["gpt1_small", "gpt1"], "GPT-1 presets to measure.")
 _BACKENDS = flags.DEFINE_list(
@@ -188,23 +189,7 @@ def _spawn(spec):
     return {"error": f"rc={proc.returncode}"}
 
 
-def _machine_info():
-    import importlib.metadata as md
-
-    def version(name):
-        try:
-            return md.version(name)
-        except md.PackageNotFoundError:
-            return "-"
-
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    versions = ", ".join(f"{n} {version(n)}" for n in ("tensorflow", "keras", "keras-hub", "jax"))
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}; {versions}"
+_PACKAGES = ("tensorflow", "keras", "keras-hub", "jax")
 
 
 def _table(results):
@@ -239,11 +224,7 @@ def _table(results):
 
 
 def _write(results, started, load_start):
-    notes = ""
-    if os.path.exists(_OUTPUT.value):
-        text = open(_OUTPUT.value).read()
-        if _NOTES_MARKER in text:
-            notes = text[text.index(_NOTES_MARKER):]
+    notes = common.notes_section(_OUTPUT.value, _NOTES_MARKER)
     raw = {f"{b}:{s}:{m}": r for (b, s, m), r in results.items()}
     lines = [
         "# Generation speed: KV cache vs recomputation vs keras-hub GPT-2",
@@ -254,7 +235,7 @@ def _write(results, started, load_start):
         f"`no_cache`, run at `gpt1` only for batch {','.join(_FULL_NO_CACHE_BATCH_SIZES.value)}). "
         "See the docstring of `generation_bench.py` for the methods.",
         "",
-        f"Machine: {_machine_info()}. Started {started}, load average (1/5/15 min) at start "
+        f"Machine: {common.machine_info(_PACKAGES)}. Started {started}, load average (1/5/15 min) at start "
         f"{load_start}, at end {_load()}.",
         "",
         "Command: `PYTHONPATH=. .venv/bin/python bench/generation/generation_bench.py "

@@ -458,12 +458,7 @@ Command: `{command}`
     print(report)
     if _OUTPUT.value:
         # Keep hand-written analysis below the notes marker across reruns.
-        notes = ""
-        if os.path.exists(_OUTPUT.value):
-            with open(_OUTPUT.value) as f:
-                previous = f.read()
-            if _NOTES_MARKER in previous:
-                notes = previous[previous.index(_NOTES_MARKER) :]
+        notes = common.notes_section(_OUTPUT.value, _NOTES_MARKER)
         with open(_OUTPUT.value, "w") as f:
             f.write("# GPT-1 training-step throughput\n" + report)
             if notes:

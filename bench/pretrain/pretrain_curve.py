@@ -109,12 +109,7 @@ def main(argv):
     for steps, metrics in zip(_TRAIN_STEPS.value, runs):
         table, summary = _table(metrics, flops_per_token, peak)
         sections.append(f"## `--train_steps={steps}`\n\n{summary}\n\n{table}\n")
-    notes = ""
-    if os.path.exists(_OUTPUT.value):
-        with open(_OUTPUT.value) as f:
-            old = f.read()
-        if _NOTES_MARKER in old:
-            notes = old[old.index(_NOTES_MARKER):]
+    notes = common.notes_section(_OUTPUT.value, _NOTES_MARKER)
     text = f"""# Pretraining on the default corpus: validation curve, tokens/s, MFU
 
 `pipelines/pretrain.py` with its defaults (gpt1_small, 8 x 128 tokens, peak lr 1e-3 after
