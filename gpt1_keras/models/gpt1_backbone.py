@@ -120,6 +120,10 @@ class GPT1Backbone(keras.Model):
         self.position_embedding = position_embedding
         self.embeddings_dropout = embeddings_dropout
         self.transformer_layers = transformer_layers
+        if dtype is not None:
+            # A functional Model ignores `dtype`: set the policy it reports and
+            # serializes, or a reloaded mixed-precision backbone computes in float32.
+            self.dtype_policy = keras.dtype_policies.get(dtype)
 
         # === Config ===
         self.vocabulary_size = vocabulary_size

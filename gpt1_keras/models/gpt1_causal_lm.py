@@ -67,6 +67,8 @@ class GPT1CausalLM(keras.Model):
 
         # === Layers ===
         self.backbone = backbone
+        # The task computes in its backbone's dtype policy (also after loading).
+        self.dtype_policy = backbone.dtype_policy
         # Compiled generation loops, one per `_Sampler` (not saved).
         self._generate_functions = {}
 
