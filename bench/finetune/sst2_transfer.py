@@ -33,10 +33,9 @@ from absl import flags
 from bench import common
 
 _REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-_SST2 = flags.DEFINE_string(
-    "sst2_train", os.path.join(os.environ.get("GPT1_SHARED_DIR", os.path.join(_REPO, "..", "shared")),
-                               "data", "sst2", "train.tsv"),
-    "GLUE SST-2 train.tsv to split.")
+_SHARED = os.environ.get("GPT1_SHARED_DIR", os.path.join(_REPO, "..", "shared"))
+_SST2 = flags.DEFINE_string("sst2_train", os.path.join(_SHARED, "data", "sst2", "train.tsv"),
+                            "GLUE SST-2 train.tsv to split.")
 _PRETRAINED = flags.DEFINE_string("pretrained", None, "A pretrained LM (.keras); else pretrain.")
 _PRETRAIN_FLAGS = flags.DEFINE_list("pretrain_flags", [], "Extra pretrain flags.")
 _TRAIN_EXAMPLES = flags.DEFINE_integer("train_examples", 4000, "Fine-tuning examples used.")
@@ -96,7 +95,8 @@ def main(argv):
             lm = json.load(f)
         pretrain_note = (f"`pretrain` {' '.join(_PRETRAIN_FLAGS.value) or '(defaults)'}: "
                          f"{lm['final_step']} updates, validation perplexity "
-                         f"{lm['val_perplexity']:.0f} (unigram {lm['unigram_val_perplexity']:.0f}), "
+                         f"{lm['val_perplexity']:.0f} "
+                         f"(unigram {lm['unigram_val_perplexity']:.0f}), "
                          f"{seconds / 60:.1f} minutes")
     common_flags = [f"--data_dir={data}", f"--max_train_examples={_TRAIN_EXAMPLES.value}",
                     *_FINETUNE_FLAGS.value]

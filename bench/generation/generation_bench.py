@@ -235,8 +235,8 @@ def _write(results, started, load_start):
         f"`no_cache`, run at `gpt1` only for batch {','.join(_FULL_NO_CACHE_BATCH_SIZES.value)}). "
         "See the docstring of `generation_bench.py` for the methods.",
         "",
-        f"Machine: {common.machine_info(_PACKAGES)}. Started {started}, load average (1/5/15 min) at start "
-        f"{load_start}, at end {_load()}.",
+        f"Machine: {common.machine_info(_PACKAGES)}. Started {started}, "
+        f"load average (1/5/15 min) at start {load_start}, at end {_load()}.",
         "",
         "Command: `PYTHONPATH=. .venv/bin/python bench/generation/generation_bench.py "
         f"--sizes={','.join(_SIZES.value)} --backends={','.join(_BACKENDS.value)}`",
