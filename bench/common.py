@@ -1,9 +1,14 @@
 """Helpers shared by the benchmarks: model FLOPs, the fp32 matmul peak, machine facts."""
 
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
+
+RESULT_TAG = "BENCH_RESULT "
 
 
 def model_flops_per_token(preset, length):
@@ -87,3 +92,36 @@ def machine_info(packages=("tensorflow", "keras", "jax", "torch", "transformers"
                 break
     versions = ", ".join(f"{name} {version(name)}" for name in packages)
     return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}; {versions}"
+
+
+def print_result(result):
+    """Worker side of `run_worker`: prints the result as one tagged JSON line."""
+    print(RESULT_TAG + json.dumps(result), flush=True)
+
+
+def run_worker(argv, label, backend=None):
+    """Runs a benchmark worker in a fresh interpreter; returns its `print_result` dict.
+
+    Args:
+        argv: the worker's command line (e.g. `[sys.executable, script, "--worker=..."]`).
+        label: names the worker in the failure message.
+        backend: the worker's `KERAS_BACKEND`, if set.
+
+    Returns:
+        The worker's result plus `wall_s`, or `{"error": "rc=N"}` (its output's tail is
+        printed to stderr) when it printed none.
+    """
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_TAG):
+            result = json.loads(line[len(RESULT_TAG):])
+            result["wall_s"] = time.perf_counter() - start
+            return result
+    tail = (proc.stdout + proc.stderr)[-3000:]
+    print(f"[{label}] failed (rc={proc.returncode}):\n{tail}", file=sys.stderr)
+    return {"error": f"rc={proc.returncode}"}

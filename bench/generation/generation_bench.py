@@ -34,7 +34,6 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -65,7 +64,6 @@ _OUTPUT = flags.DEFINE_string(
 )
 _WORKER = flags.DEFINE_string("worker", None, "Internal: backend:size:method, prints JSON.")
 
-_RESULT_TAG = "BENCH_RESULT "
 _NOTES_MARKER = "## Notes"
 
 
@@ -164,29 +162,19 @@ def _run_worker(spec):
             "first_row": np.asarray(out[0, _PROMPT_LENGTH.value:]).tolist(),
         }
     result["load_after"] = _load()
-    print(_RESULT_TAG + json.dumps(result), flush=True)
+    common.print_result(result)
 
 
 def _spawn(spec):
     backend = spec.split(":")[0]
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["KERAS_BACKEND"] = "tensorflow" if backend.startswith("tensorflow") else backend
     argv = [sys.executable, os.path.abspath(__file__), f"--worker={spec}"] + [
         f"--{flag.name}={flag.value if not isinstance(flag.value, list) else ','.join(flag.value)}"
         for flag in (_BATCH_SIZES, _PROMPT_LENGTH, _NEW_TOKENS, _REPEATS, _SLOW_REPEATS,
                      _FULL_NO_CACHE_BATCH_SIZES)
     ]
-    start = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith(_RESULT_TAG):
-            result = json.loads(line[len(_RESULT_TAG):])
-            result["wall_s"] = time.perf_counter() - start
-            return result
-    print(f"[{spec}] failed (rc={proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}",
-          file=sys.stderr)
-    return {"error": f"rc={proc.returncode}"}
+    return common.run_worker(
+        argv, spec, "tensorflow" if backend.startswith("tensorflow") else backend
+    )
 
 
 _PACKAGES = ("tensorflow", "keras", "keras-hub", "jax")

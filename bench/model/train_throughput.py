@@ -39,10 +39,8 @@ Results go to `--output` (default: bench/model/RESULTS.md next to this file).
 """
 
 import datetime
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -78,7 +76,6 @@ _WORKER = flags.DEFINE_string("worker", None, "Internal: run one measurement and
 # Batch shape per preset: (batch, length).
 _SHAPES = {"gpt1_small": (8, 256), "gpt1": (4, 512), "gpt1_tiny": (8, 64)}
 _BACKENDS = {"tf_xla": "tensorflow", "tf": "tensorflow", "jax": "jax", "hf_torch": None}
-_RESULT_TAG = "BENCH_RESULT "
 _NOTES_MARKER = "## Notes"
 
 
@@ -300,7 +297,7 @@ def _run_worker(spec):
         # (two 16 MiB matrices) and sees the same machine state as the last steps.
         result["inline_matmul_gflops"] = _inline_matmul_gflops(framework)
     result["peak_rss_mib"] = _peak_rss_mib()
-    print(_RESULT_TAG + json.dumps(result), flush=True)
+    common.print_result(result)
 
 
 # --------------------------------------------------------------------------- driver
@@ -308,10 +305,6 @@ def _run_worker(spec):
 
 def _spawn(spec, backend=None):
     """Runs one worker in a fresh interpreter; returns its JSON result (or an error)."""
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if backend:
-        env["KERAS_BACKEND"] = backend
     argv = [
         sys.executable,
         os.path.abspath(__file__),
@@ -323,16 +316,7 @@ def _spawn(spec, backend=None):
         f"--threads={_THREADS.value}",
         f"--matmul_repeats={_MATMUL_REPEATS.value}",
     ]
-    start = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith(_RESULT_TAG):
-            result = json.loads(line[len(_RESULT_TAG) :])
-            result["wall_s"] = time.perf_counter() - start
-            return result
-    tail = (proc.stdout + proc.stderr)[-3000:]
-    print(f"[{spec}] failed (rc={proc.returncode}):\n{tail}", file=sys.stderr)
-    return {"error": f"rc={proc.returncode}"}
+    return common.run_worker(argv, spec, backend)
 
 
 def _fmt(value, spec=".0f"):
