@@ -125,3 +125,20 @@ def run_worker(argv, label, backend=None):
     tail = (proc.stdout + proc.stderr)[-3000:]
     print(f"[{label}] failed (rc={proc.returncode}):\n{tail}", file=sys.stderr)
     return {"error": f"rc={proc.returncode}"}
+
+
+def run_pipeline(name, *args):
+    """Runs `pipelines/<name>.py` with `args` in a fresh interpreter; returns its seconds.
+
+    Raises:
+        RuntimeError: the binary failed; the message holds its command and output tail.
+    """
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    argv = [sys.executable, os.path.join(repo, "pipelines", f"{name}.py"), *args]
+    start = time.time()
+    proc = subprocess.run(argv, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"{name} {' '.join(args)} failed (rc={proc.returncode}):\n"
+                           + (proc.stdout + proc.stderr)[-3000:])
+    return time.time() - start

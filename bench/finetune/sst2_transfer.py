@@ -22,10 +22,7 @@ import datetime
 import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
-import time
 
 from absl import app
 from absl import flags
@@ -61,17 +58,6 @@ def _split(source, directory, validation, seed):
     return len(rows) - validation
 
 
-def _binary(name, *args):
-    argv = [sys.executable, os.path.join(_REPO, "pipelines", f"{name}.py"), *args]
-    start = time.time()
-    proc = subprocess.run(argv, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-                          capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError(f"{name} {' '.join(args)} failed (rc={proc.returncode}):\n"
-                           + (proc.stdout + proc.stderr)[-3000:])
-    return time.time() - start
-
-
 def _metrics(directory):
     with open(os.path.join(directory, "metrics.json")) as f:
         return json.load(f)
@@ -89,7 +75,7 @@ def main(argv):
     pretrained, pretrain_note = _PRETRAINED.value, "given with --pretrained"
     if not pretrained:
         model_dir = os.path.join(root, "pretrain")
-        seconds = _binary("pretrain", f"--model_dir={model_dir}", *_PRETRAIN_FLAGS.value)
+        seconds = common.run_pipeline("pretrain", f"--model_dir={model_dir}", *_PRETRAIN_FLAGS.value)
         pretrained = os.path.join(model_dir, "model.keras")
         with open(os.path.join(model_dir, "metrics.json")) as f:
             lm = json.load(f)
@@ -104,11 +90,11 @@ def main(argv):
     for name, extra in (("pretrained", [f"--init_checkpoint={pretrained}"]),
                         ("scratch", ["--no_pretraining", "--preset=gpt1_small"])):
         out = os.path.join(root, name)
-        seconds = _binary("finetune", "--task=sst2", f"--output_dir={out}", *common_flags, *extra)
+        seconds = common.run_pipeline("finetune", "--task=sst2", f"--output_dir={out}", *common_flags, *extra)
         runs[name] = (_accuracy(_metrics(out)), seconds)
         print(f"{name}: dev accuracy {runs[name][0]:.4f} ({seconds / 60:.1f} min)", flush=True)
     zero_dir = os.path.join(root, "zero_shot")
-    _binary("evaluate", "--zero_shot=sst2", f"--data_dir={data}", f"--checkpoint={pretrained}",
+    common.run_pipeline("evaluate", "--zero_shot=sst2", f"--data_dir={data}", f"--checkpoint={pretrained}",
             "--split=dev", f"--output_dir={zero_dir}")
     zero = _metrics(zero_dir)
     print(f"zero-shot: {json.dumps(zero)}", flush=True)

@@ -20,8 +20,6 @@ import datetime
 import json
 import math
 import os
-import subprocess
-import sys
 import tempfile
 
 from absl import app
@@ -51,17 +49,10 @@ def _pretrain(steps, model_dir):
         if metrics["final_step"] == steps and metrics.get("tokens_per_second"):
             metrics.setdefault("load", (["?"] * 3, ["?"] * 3))
             return metrics
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                          "pipelines", "pretrain.py")
-    argv = [sys.executable, os.path.normpath(script), f"--model_dir={model_dir}",
-            f"--train_steps={steps}", f"--steps_per_eval={_STEPS_PER_EVAL.value}",
-            f"--checkpoint_every={_STEPS_PER_EVAL.value}", *_EXTRA.value]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     load_before = common.load_average()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError(f"pretrain --train_steps={steps} failed (rc={proc.returncode}):\n"
-                           + (proc.stdout + proc.stderr)[-3000:])
+    common.run_pipeline("pretrain", f"--model_dir={model_dir}", f"--train_steps={steps}",
+                        f"--steps_per_eval={_STEPS_PER_EVAL.value}",
+                        f"--checkpoint_every={_STEPS_PER_EVAL.value}", *_EXTRA.value)
     with open(done) as f:
         metrics = json.load(f)
     metrics["load"] = (load_before, common.load_average())
