@@ -88,7 +88,7 @@ _EVAL_STEPS = flags.DEFINE_integer("eval_steps", None, "Max batches per validati
 _STRATEGY = flags.DEFINE_enum(
     "strategy", "default", ["default", "mirrored", "data_parallel", "multi_worker", "tpu"],
     "default: one device; mirrored: all local devices; multi_worker: TF_CONFIG; "
-    "tpu: --tpu; data_parallel: keras.distribution.DataParallel on JAX.",
+    "tpu: --tpu; data_parallel: keras.distribution.DataParallel on JAX (needs --xla).",
 )
 _TPU = flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
 _CPU_DEVICES = flags.DEFINE_integer(
@@ -390,6 +390,12 @@ def run(config):
             f"--batch_size={config.batch_size} is not divisible by the {distribution.num_replicas} "
             f"replicas of --strategy={config.strategy}."
         )
+    backend = keras.backend.backend()
+    xla = config.xla if config.xla is not None else backend in ("tensorflow", "jax")
+    try:
+        distribution.check_jit_compile(xla)
+    except ValueError as e:
+        raise app.UsageError(f"--noxla with --strategy={config.strategy}: {e}") from e
     os.makedirs(config.model_dir, exist_ok=True)
     config_dict = _check_resume_compatible(config)
 
@@ -453,8 +459,6 @@ def run(config):
         keras.utils.set_random_seed(config.seed)
         return GPT1CausalLM.from_preset(config.preset, **dict(config.model_overrides))
 
-    backend = keras.backend.backend()
-    xla = config.xla if config.xla is not None else backend in ("tensorflow", "jax")
     train_config = training.TrainConfig(
         model_dir=config.model_dir,
         train_steps=train_steps,

@@ -8,7 +8,9 @@ the (sharded, positioned) input, `num_replicas` and `is_chief`.
   `"mirrored"`, `"multi_worker"` (from `TF_CONFIG`), `"tpu"`.
 - JAX backend: `"default"`, or `"mirrored"`/`"data_parallel"` =
   `keras.distribution.DataParallel` over all local JAX devices (set
-  `XLA_FLAGS=--xla_force_host_platform_device_count=N` for N CPU devices).
+  `XLA_FLAGS=--xla_force_host_platform_device_count=N` for N CPU devices). It is
+  active only inside `scope()` / `fit_scope()`, never set globally, so a later
+  one-device run in the same process stays on one device.
 - torch backend: `"default"` only.
 """
 
@@ -29,18 +31,43 @@ class Distribution:
         num_replicas: replicas in sync (the global batch is split between them).
         is_chief: whether this process writes checkpoints and artifacts.
         tf_strategy: the `tf.distribute.Strategy` on the TensorFlow backend, else None.
+        keras_distribution: the `keras.distribution.Distribution` on the JAX
+            backend, else None.
     """
 
     name: str
     num_replicas: int = 1
     is_chief: bool = True
     tf_strategy: object = None
+    keras_distribution: object = None
 
     def scope(self):
         """The context to create the model and optimizer in."""
         if self.tf_strategy is not None:
             return self.tf_strategy.scope()
+        return self.fit_scope()
+
+    def fit_scope(self):
+        """The context to call `fit` in (Keras' JAX trainer shards batches and
+        compiles the step for the distribution active at call time)."""
+        if self.keras_distribution is not None:
+            return self.keras_distribution.scope()
         return contextlib.nullcontext()
+
+    def check_jit_compile(self, jit_compile):
+        """Raises `ValueError` for a combination that cannot run.
+
+        Keras' JAX trainer without `jit_compile` runs the step op by op; with
+        arrays sharded over XLA:CPU devices, those single-op programs' all-reduces
+        intermittently deadlock (XLA aborts: "Expected 2 threads to join the
+        rendezvous, but only 1 of them arrived"). The compiled step does not.
+        """
+        if self.keras_distribution is not None and not jit_compile:
+            raise ValueError(
+                f"strategy={self.name!r} on the JAX backend needs a compiled train step "
+                "(jit_compile=True, the pretrain binary's --xla): the op-by-op step "
+                "deadlocks in XLA's cross-device all-reduce."
+            )
 
     def prepare_model(self, model):
         """Applies strategy-specific fixes to a freshly built model."""
@@ -93,16 +120,14 @@ def make_distribution(name="default", tpu_address=None):
         if name == "default":
             return Distribution(name="default")
         if name in ("mirrored", "data_parallel"):
-            devices = keras.distribution.list_devices()
-            keras.distribution.set_distribution(
-                keras.distribution.DataParallel(devices=devices)
-            )
             import jax
 
+            devices = keras.distribution.list_devices()
             return Distribution(
                 name="data_parallel",
                 num_replicas=len(devices),
                 is_chief=jax.process_index() == 0,
+                keras_distribution=keras.distribution.DataParallel(devices=devices),
             )
         raise ValueError(
             f"strategy={name!r} needs the TensorFlow backend; on JAX use 'default' or "

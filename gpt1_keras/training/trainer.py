@@ -137,7 +137,8 @@ def train(
     Raises:
         NonFiniteLossError: the loss became NaN/Inf; the message names the step and
             the last good checkpoint, which is left intact.
-        ValueError: the global batch does not split over the replicas.
+        ValueError: the global batch does not split over the replicas, or the
+            distribution cannot run with `config.jit_compile`.
     """
     distribution = distribution or distribution_lib.Distribution(name="default")
     if config.global_batch_size % distribution.num_replicas:
@@ -145,6 +146,7 @@ def train(
             f"The global batch size ({config.global_batch_size}) must be divisible by the "
             f"number of replicas ({distribution.num_replicas})."
         )
+    distribution.check_jit_compile(config.jit_compile)
     if val_dataset_fn is not None and not config.validation_steps:
         raise ValueError("`validation_steps` is required with `val_dataset_fn`.")
 
@@ -199,40 +201,41 @@ def train(
         val_data = distribution.dataset(val_dataset_fn, take_steps=config.validation_steps)
 
     # === Fit, in epochs of `steps_per_epoch` updates ===
-    spe = config.steps_per_epoch
-    while step < config.train_steps and not nan_guard.triggered:
-        into_epoch = step % spe
-        if into_epoch:  # Finish the epoch a restart interrupted.
-            steps, epochs = min(spe - into_epoch, config.train_steps - step), 1
-        elif config.train_steps - step >= spe:  # Whole epochs.
-            steps, epochs = spe, (config.train_steps - step) // spe
-        else:  # The last, shorter epoch.
-            steps, epochs = config.train_steps - step, 1
-        first_epoch = step // spe
-        model.fit(
-            distribution.dataset(train_dataset_fn, skip_steps=step),
-            epochs=first_epoch + epochs,
-            initial_epoch=first_epoch,
-            steps_per_epoch=steps,
-            validation_data=val_data,
-            validation_steps=config.validation_steps if val_data is not None else None,
-            callbacks=all_callbacks,
-            verbose=config.verbose,
-            shuffle=False,  # The datasets are shuffled (seeded) already.
-        )
-        step = int(keras.ops.convert_to_numpy(optimizer.iterations))
+    with distribution.fit_scope():
+        spe = config.steps_per_epoch
+        while step < config.train_steps and not nan_guard.triggered:
+            into_epoch = step % spe
+            if into_epoch:  # Finish the epoch a restart interrupted.
+                steps, epochs = min(spe - into_epoch, config.train_steps - step), 1
+            elif config.train_steps - step >= spe:  # Whole epochs.
+                steps, epochs = spe, (config.train_steps - step) // spe
+            else:  # The last, shorter epoch.
+                steps, epochs = config.train_steps - step, 1
+            first_epoch = step // spe
+            model.fit(
+                distribution.dataset(train_dataset_fn, skip_steps=step),
+                epochs=first_epoch + epochs,
+                initial_epoch=first_epoch,
+                steps_per_epoch=steps,
+                validation_data=val_data,
+                validation_steps=config.validation_steps if val_data is not None else None,
+                callbacks=all_callbacks,
+                verbose=config.verbose,
+                shuffle=False,  # The datasets are shuffled (seeded) already.
+            )
+            step = int(keras.ops.convert_to_numpy(optimizer.iterations))
 
-    if nan_guard.triggered:
-        good = manager.steps()
-        last_good = manager.paths(good[-1])[0] if good else "none (no checkpoint yet)"
-        raise callbacks_lib.NonFiniteLossError(
-            f"The training loss became {nan_guard.bad_loss} at step {nan_guard.bad_step}; "
-            f"training stopped. Last good checkpoint: {last_good}. Try a lower learning "
-            "rate, more warm-up, or float32 instead of mixed precision."
-        )
-    if step not in manager.steps():
-        checkpoint.set_model(model)
-        checkpoint.save_now()
+        if nan_guard.triggered:
+            good = manager.steps()
+            last_good = manager.paths(good[-1])[0] if good else "none (no checkpoint yet)"
+            raise callbacks_lib.NonFiniteLossError(
+                f"The training loss became {nan_guard.bad_loss} at step {nan_guard.bad_step}; "
+                f"training stopped. Last good checkpoint: {last_good}. Try a lower learning "
+                "rate, more warm-up, or float32 instead of mixed precision."
+            )
+        if step not in manager.steps():
+            checkpoint.set_model(model)
+            checkpoint.save_now()
 
     return TrainResult(
         model=model,

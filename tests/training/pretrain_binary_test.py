@@ -33,13 +33,13 @@ def _command(*args):
     return [sys.executable, "-m", "pipelines.pretrain", *args]
 
 
-def _env():
-    return dict(os.environ, PYTHONPATH=_REPO_ROOT, KERAS_BACKEND="tensorflow")
+def _env(backend="tensorflow"):
+    return dict(os.environ, PYTHONPATH=_REPO_ROOT, KERAS_BACKEND=backend)
 
 
-def _run(*args):
-    return subprocess.run(_command(*args), cwd=_REPO_ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=900)
+def _run(*args, backend="tensorflow"):
+    return subprocess.run(_command(*args), cwd=_REPO_ROOT, env=_env(backend),
+                          capture_output=True, text=True, timeout=900)
 
 
 def _final_arrays(model_dir):
@@ -174,18 +174,22 @@ class PretrainBinaryTest(absltest.TestCase):
     def test_bad_flags_fail_before_training_naming_the_flag(self):
         tmp = self.create_tempdir().full_path
         corpus = _corpus(tmp)
-        cases = [
-            (["--preset=gpt9"], "--preset: Unknown GPT-1 preset 'gpt9'"),
-            (["--train_files=/no/such/*.txt"], "--train_files: The glob '/no/such/*.txt'"),
+        cases = [  # (flags, expected message, Keras backend)
+            (["--preset=gpt9"], "--preset: Unknown GPT-1 preset 'gpt9'", "tensorflow"),
+            (["--train_files=/no/such/*.txt"], "--train_files: The glob '/no/such/*.txt'",
+             "tensorflow"),
             (["--preset=gpt1_tiny", "--sequence_length=65"],
-             "--sequence_length=65 must be in [1, 64]"),
+             "--sequence_length=65 must be in [1, 64]", "tensorflow"),
             (["--preset=gpt1_tiny", "--sequence_length=16", "--strategy=mirrored",
               "--cpu_devices=2", "--batch_size=3",
               f"--train_files={corpus}"],
-             "--batch_size=3 is not divisible by the 2 replicas"),
+             "--batch_size=3 is not divisible by the 2 replicas", "tensorflow"),
+            (["--preset=gpt1_tiny", "--sequence_length=16", "--strategy=data_parallel",
+              "--noxla", f"--train_files={corpus}"],
+             "--noxla with --strategy=data_parallel", "jax"),
         ]
-        for args, message in cases:
-            result = _run(*args, f"--model_dir={os.path.join(tmp, 'bad')}")
+        for args, message, backend in cases:
+            result = _run(*args, f"--model_dir={os.path.join(tmp, 'bad')}", backend=backend)
             self.assertNotEqual(result.returncode, 0, args)
             self.assertIn(message, result.stderr, args)
             self.assertFalse(os.path.exists(os.path.join(tmp, "bad", "checkpoints")), args)
