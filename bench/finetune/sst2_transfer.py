@@ -2,19 +2,24 @@ r"""The paper's central claim at small scale: pretraining helps SST-2 fine-tunin
 
 1. Splits `../shared/data/sst2/train.tsv` (GLUE's SST-2 training split) with a seeded
    shuffle into a held-out validation set (`--validation_examples`, written as the task's
-   `dev.tsv`) and the rest (`train.tsv`, of which the first `--train_examples` are used).
+   `dev.tsv`) and the rest (`train.tsv`).
 2. Pretrains `gpt1_small` with `pipelines/pretrain.py` (its defaults plus
    `--pretrain_flags`), unless `--pretrained=model.keras` is given.
-3. Fine-tunes with `pipelines/finetune.py --task=sst2` twice with the same flags: from the
-   pretrained LM, and `--no_pretraining --preset=gpt1_small` (Table 5's ablation).
+3. For every `--runs` entry `EXAMPLES:EPOCHS:SEED`, fine-tunes with
+   `pipelines/finetune.py --task=sst2 --max_train_examples=EXAMPLES --epochs=EPOCHS
+   --seed=SEED` plus `--finetune_flags` twice: from the pretrained LM, and
+   `--no_pretraining --preset=gpt1_small` (Table 5's ablation), and reports both
+   validation accuracies and the gain.
 4. Scores the pretrained LM zero-shot (`pipelines/evaluate.py --zero_shot=sst2`: does
    "very positive" or "very negative" follow the review more likely).
 
 Run (from the repository root):
 
     PYTHONPATH=. .venv/bin/python bench/finetune/sst2_transfer.py \
-        --pretrained=/tmp/gpt1_keras/pretrain/model.keras
+        --pretrained=/tmp/gpt1_keras/pretrain/model.keras --work_dir=/tmp/sst2_bench
 
+With `--work_dir`, a fine-tuning run that finished with the same flags (its
+`bench_run.json`) is read back instead of rerun, so an interrupted benchmark continues.
 Writes `--output` (default RESULTS.md beside this file); text under "## Notes" is kept.
 """
 
@@ -22,6 +27,7 @@ import datetime
 import json
 import os
 import random
+import statistics
 import tempfile
 
 from absl import app
@@ -32,19 +38,27 @@ from bench import common
 _REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 _SHARED = os.environ.get("GPT1_SHARED_DIR", os.path.join(_REPO, "..", "shared"))
 _SST2 = flags.DEFINE_string("sst2_train", os.path.join(_SHARED, "data", "sst2", "train.tsv"),
-                            "GLUE SST-2 train.tsv to split.")
+                            "SST-2 train.tsv (label<TAB>sentence).")
 _PRETRAINED = flags.DEFINE_string("pretrained", None, "A pretrained LM (.keras); else pretrain.")
 _PRETRAIN_FLAGS = flags.DEFINE_list("pretrain_flags", [], "Extra pretrain flags.")
-_TRAIN_EXAMPLES = flags.DEFINE_integer("train_examples", 4000, "Fine-tuning examples used.")
+_RUNS = flags.DEFINE_list(
+    "runs", ["4000:3:42", "1000:6:42", "1000:6:7"],
+    "Fine-tuning runs as EXAMPLES:EPOCHS:SEED; each is done from the LM and from scratch.")
 _VALIDATION_EXAMPLES = flags.DEFINE_integer("validation_examples", 1000, "Held out.")
 _FINETUNE_FLAGS = flags.DEFINE_list(
-    "finetune_flags", ["--epochs=3", "--batch_size=32", "--sequence_length=48"],
-    "Flags for both fine-tuning runs (the paper's recipe otherwise).")
+    "finetune_flags",
+    ["--batch_size=32", "--sequence_length=40", "--learning_rate=2.5e-4",
+     "--warmup_fraction=0.1"],
+    "Flags of every fine-tuning run.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the split.")
+_WORK_DIR = flags.DEFINE_string(
+    "work_dir", None, "Run directories go here (default: a new temporary directory); a run "
+    "finished with the same flags is read back, not rerun.")
 _OUTPUT = flags.DEFINE_string(
     "output", os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
     "Markdown results file.")
 _NOTES_MARKER = "## Notes"
+_ARMS = ("pretrained", "scratch")
 
 
 def _split(source, directory, validation, seed):
@@ -63,70 +77,158 @@ def _metrics(directory):
         return json.load(f)
 
 
-def _accuracy(metrics):
-    return metrics["splits"]["dev"]["accuracy"]
+def _parse_run(spec):
+    try:
+        examples, epochs, seed = (int(v) for v in spec.split(":"))
+    except ValueError:
+        raise app.UsageError(f"--runs: {spec!r} is not EXAMPLES:EPOCHS:SEED") from None
+    return examples, epochs, seed
+
+
+def _finetune(out, args):
+    """Runs (or reads back) one fine-tuning; returns (dev accuracy, seconds)."""
+    record_path = os.path.join(out, "bench_run.json")
+    if os.path.exists(record_path):
+        with open(record_path) as f:
+            record = json.load(f)
+        if record["args"] == args:
+            return _metrics(out)["splits"]["dev"]["accuracy"], record["seconds"]
+    seconds = common.run_pipeline("finetune", "--task=sst2", f"--output_dir={out}", *args)
+    with open(record_path, "w") as f:
+        json.dump({"args": args, "seconds": seconds}, f)
+    return _metrics(out)["splits"]["dev"]["accuracy"], seconds
 
 
 def main(argv):
     del argv
-    root = tempfile.mkdtemp(prefix="gpt1_sst2_bench_")
+    runs = [_parse_run(spec) for spec in _RUNS.value]
+    root = _WORK_DIR.value or tempfile.mkdtemp(prefix="gpt1_sst2_bench_")
     data = os.path.join(root, "sst2")
     available = _split(_SST2.value, data, _VALIDATION_EXAMPLES.value, _SEED.value)
-    pretrained, pretrain_note = _PRETRAINED.value, "given with --pretrained"
+    pretrained, pretrain_seconds = _PRETRAINED.value, None
     if not pretrained:
         model_dir = os.path.join(root, "pretrain")
-        seconds = common.run_pipeline("pretrain", f"--model_dir={model_dir}", *_PRETRAIN_FLAGS.value)
+        pretrain_seconds = common.run_pipeline("pretrain", f"--model_dir={model_dir}",
+                                               *_PRETRAIN_FLAGS.value)
         pretrained = os.path.join(model_dir, "model.keras")
-        with open(os.path.join(model_dir, "metrics.json")) as f:
-            lm = json.load(f)
-        pretrain_note = (f"`pretrain` {' '.join(_PRETRAIN_FLAGS.value) or '(defaults)'}: "
-                         f"{lm['final_step']} updates, validation perplexity "
-                         f"{lm['val_perplexity']:.0f} "
-                         f"(unigram {lm['unigram_val_perplexity']:.0f}), "
-                         f"{seconds / 60:.1f} minutes")
-    common_flags = [f"--data_dir={data}", f"--max_train_examples={_TRAIN_EXAMPLES.value}",
-                    *_FINETUNE_FLAGS.value]
-    runs = {}
-    for name, extra in (("pretrained", [f"--init_checkpoint={pretrained}"]),
-                        ("scratch", ["--no_pretraining", "--preset=gpt1_small"])):
-        out = os.path.join(root, name)
-        seconds = common.run_pipeline("finetune", "--task=sst2", f"--output_dir={out}", *common_flags, *extra)
-        runs[name] = (_accuracy(_metrics(out)), seconds)
-        print(f"{name}: dev accuracy {runs[name][0]:.4f} ({seconds / 60:.1f} min)", flush=True)
+    pretrain_note = _describe_lm(pretrained, pretrain_seconds)
+    rows, gains, accuracies = [], {}, []
+    for examples, epochs, seed in runs:
+        common_args = [f"--data_dir={data}", f"--max_train_examples={examples}",
+                       f"--epochs={epochs}", f"--seed={seed}", *_FINETUNE_FLAGS.value]
+        result = {}
+        for arm, extra in zip(_ARMS, ([f"--init_checkpoint={pretrained}"],
+                                      ["--no_pretraining", "--preset=gpt1_small"])):
+            out = os.path.join(root, f"{examples}ex_{epochs}ep_seed{seed}", arm)
+            result[arm] = _finetune(out, common_args + extra)
+            print(f"{examples} examples, {epochs} epochs, seed {seed}, {arm}: dev accuracy "
+                  f"{result[arm][0]:.4f} ({result[arm][1] / 60:.1f} min)", flush=True)
+        accuracies += [result[arm][0] for arm in _ARMS]
+        gain = result["pretrained"][0] - result["scratch"][0]
+        gains.setdefault(examples, []).append(gain)
+        updates = epochs * -(-examples // 32)
+        only_pretrained, only_scratch, p_value = _mcnemar(
+            data, *(os.path.join(root, f"{examples}ex_{epochs}ep_seed{seed}", arm)
+                    for arm in _ARMS))
+        rows.append(f"| {examples:,} | {epochs} ({updates}) | {seed} | "
+                    f"{result['pretrained'][0]:.1%} | {result['scratch'][0]:.1%} | "
+                    f"**{gain * 100:+.1f}** | {only_pretrained} / {only_scratch}, "
+                    f"p = {p_value:.2g} | {result['pretrained'][1] / 60:.0f} + "
+                    f"{result['scratch'][1] / 60:.0f} |")
     zero_dir = os.path.join(root, "zero_shot")
-    common.run_pipeline("evaluate", "--zero_shot=sst2", f"--data_dir={data}", f"--checkpoint={pretrained}",
-            "--split=dev", f"--output_dir={zero_dir}")
-    zero = _metrics(zero_dir)
-    print(f"zero-shot: {json.dumps(zero)}", flush=True)
-    zero_accuracy = zero.get("accuracy", zero.get("splits", {}).get("dev", {}).get("accuracy"))
+    if not os.path.exists(os.path.join(zero_dir, "metrics.json")):
+        common.run_pipeline("evaluate", "--zero_shot=sst2", f"--data_dir={data}",
+                            f"--checkpoint={pretrained}", "--split=dev",
+                            f"--output_dir={zero_dir}")
+    zero_accuracy = _metrics(zero_dir)["accuracy"]
+    print(f"zero-shot: {zero_accuracy:.4f}", flush=True)
 
+    summary = "\n".join(
+        f"| {examples:,} | {len(values)} | **{statistics.mean(values) * 100:+.1f}** | "
+        f"{min(values) * 100:+.1f} .. {max(values) * 100:+.1f} |"
+        for examples, values in gains.items())
+    mean, n = statistics.mean(accuracies), _VALIDATION_EXAMPLES.value
     notes = common.notes_section(_OUTPUT.value, _NOTES_MARKER)
-    gain = runs["pretrained"][0] - runs["scratch"][0]
     text = f"""# SST-2 at small scale: fine-tuning with and without pretraining, and zero-shot
 
 Data: GLUE SST-2 `train.tsv` ({available + _VALIDATION_EXAMPLES.value:,} sentences), shuffled
 with seed {_SEED.value}; {_VALIDATION_EXAMPLES.value:,} held out as the validation set, the
-first {_TRAIN_EXAMPLES.value:,} of the rest used for fine-tuning. Model: `gpt1_small`.
-Pretrained LM: {pretrain_note}. Both fine-tuning runs: `pipelines/finetune.py --task=sst2`
-with {' '.join(_FINETUNE_FLAGS.value)} and the paper's recipe otherwise (lr 6.25e-5, linear
-decay with 0.2% warm-up, `lm_coef` 0.5, classifier dropout 0.1, seed 42).
+first N of the rest used for fine-tuning. Model: `gpt1_small`.
+Pretrained LM: {pretrain_note}. Every fine-tuning run: `pipelines/finetune.py --task=sst2`
+with {' '.join(_FINETUNE_FLAGS.value)} and the epochs and seed of its row, and the paper's
+recipe for the rest (linear decay, `lm_coef` 0.5, classifier dropout 0.1, weight decay
+0.01, clipping 1); the two arms of a row differ only in the initial weights.
 
-| run | validation accuracy | minutes |
-| --- | ---: | ---: |
-| fine-tuned from the pretrained LM | **{runs['pretrained'][0]:.1%}** | {runs['pretrained'][1] / 60:.1f} |
-| fine-tuned from random initialisation (`--no_pretraining`) | **{runs['scratch'][0]:.1%}** | {runs['scratch'][1] / 60:.1f} |
-| gain from pretraining | **{gain * 100:+.1f} points** | |
-| zero-shot, pretrained LM (`very positive` vs `very negative`) | **{zero_accuracy:.1%}** | |
-| majority class of the validation set | {_majority(data):.1%} | |
+| fine-tuning examples | epochs (updates) | seed | from the pretrained LM | from scratch (`--no_pretraining`) | gain (points) | right only with / without pretraining, McNemar p | minutes |
+| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+{chr(10).join(rows)}
 
-Command: `PYTHONPATH=. .venv/bin/python bench/finetune/sst2_transfer.py
-{'--pretrained=...' if _PRETRAINED.value else ''} --train_examples={_TRAIN_EXAMPLES.value}`.
+| fine-tuning examples | runs | mean gain (points) | range |
+| ---: | ---: | ---: | ---: |
+{summary}
+
+Zero-shot, pretrained LM (`very positive` vs `very negative`): **{zero_accuracy:.1%}**.
+Majority class of the validation set: {_majority(data):.1%}. One standard error of an
+accuracy of {mean:.0%} on {n:,} sentences: {100 * (mean * (1 - mean) / n) ** 0.5:.1f} points.
+
+Command: `PYTHONPATH=. .venv/bin/python bench/finetune/sst2_transfer.py {_command_flags()}`.
 Date {datetime.datetime.now():%Y-%m-%d}; {common.machine_info()}.
 
 {notes}"""
     with open(_OUTPUT.value, "w") as f:
         f.write(text.rstrip() + "\n")
     print(f"Wrote {_OUTPUT.value}")
+
+
+def _describe_lm(path, seconds):
+    """One line on the pretrained LM, from the pretrain run's metrics.json beside it."""
+    run_dir = os.path.dirname(path)
+    if not os.path.exists(os.path.join(run_dir, "metrics.json")):
+        return "given with --pretrained"
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        lm = json.load(f)
+    with open(os.path.join(run_dir, "config.json")) as f:
+        corpus = ", ".join(os.path.basename(p) for p in json.load(f)["train_files"])
+    how = f"`pretrain` {' '.join(_PRETRAIN_FLAGS.value) or '(defaults)'}" if seconds else \
+        "a `pretrain` run given with --pretrained"
+    took = f", {seconds / 60:.1f} minutes" if seconds else ""
+    return (f"{how}: {lm['preset']}, {lm['final_step']} updates on {corpus}, validation "
+            f"perplexity {lm['val_perplexity']:.0f} (unigram "
+            f"{lm['unigram_val_perplexity']:.0f}){took}")
+
+
+def _command_flags():
+    """The flags that reproduce this run (a given LM shown as `...`)."""
+    flags_used = [f"--runs={','.join(_RUNS.value)}"]
+    if _PRETRAINED.value:
+        flags_used.append("--pretrained=...")
+    for flag in (_PRETRAIN_FLAGS, _FINETUNE_FLAGS):
+        if flag.value:
+            flags_used.append(f"--{flag.name}={','.join(flag.value)}")
+    return " ".join(flags_used)
+
+
+def _read_column(path, column):
+    with open(path, encoding="utf-8") as f:
+        header, *rows = f.read().splitlines()
+    index = header.split("\t").index(column)
+    return [row.split("\t")[index] for row in rows]
+
+
+def _mcnemar(data, pretrained_dir, scratch_dir):
+    """Sentences only one arm gets right (each way) and the exact McNemar p-value: the
+    two arms answer the same 1,000 sentences, so this paired test is the sharp one."""
+    from scipy import stats
+
+    gold = _read_column(os.path.join(data, "dev.tsv"), "label")
+    right = [
+        [p == g for p, g in zip(_read_column(os.path.join(d, "predictions", "dev.tsv"),
+                                             "prediction"), gold, strict=True)]
+        for d in (pretrained_dir, scratch_dir)]
+    only_a = sum(a and not b for a, b in zip(*right))
+    only_b = sum(b and not a for a, b in zip(*right))
+    p_value = stats.binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return only_a, only_b, p_value
 
 
 def _majority(data):
