@@ -232,10 +232,7 @@ def _mcnemar(data, pretrained_dir, scratch_dir):
 
 
 def _majority(data):
-    with open(os.path.join(data, "dev.tsv"), encoding="utf-8") as f:
-        header, *rows = f.read().splitlines()
-    column = header.split("\t").index("label")
-    labels = [row.split("\t")[column] for row in rows]
+    labels = _read_column(os.path.join(data, "dev.tsv"), "label")
     return max(labels.count(v) for v in set(labels)) / len(labels)
 
 

@@ -65,11 +65,11 @@ _OUTPUT = flags.DEFINE_string(
 _WORKER = flags.DEFINE_string("worker", None, "Internal: backend:size:method, prints JSON.")
 
 _NOTES_MARKER = "## Notes"
+_PACKAGES = ("tensorflow", "keras", "keras-hub", "jax")  # The machine line's versions.
 
 
 def _load():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
+    return " ".join(common.load_average())
 
 
 def _prompts(batch, length, vocabulary_size):
@@ -175,9 +175,6 @@ def _spawn(spec):
     return common.run_worker(
         argv, spec, "tensorflow" if backend.startswith("tensorflow") else backend
     )
-
-
-_PACKAGES = ("tensorflow", "keras", "keras-hub", "jax")
 
 
 def _table(results):
