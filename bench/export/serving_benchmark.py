@@ -25,13 +25,14 @@ may be shared). Prints a JSON line per worker and a Markdown table.
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 from absl import app
 from absl import flags
+
+from bench import common
 
 _PRESETS = flags.DEFINE_list("presets", ["gpt1_small", "gpt1"], "Backbone presets.")
 _SEQUENCE_LENGTH = flags.DEFINE_integer("sequence_length", 128, "Classifier sequence length.")
@@ -43,11 +44,6 @@ _WORKER = flags.DEFINE_enum("worker", None, ["savedmodel", "hf"], "Internal: run
 _SPEC = flags.DEFINE_string("spec", None, "Internal: the worker's JSON spec file.")
 
 BATCH = 32
-
-
-def load_average():
-    with open("/proc/loadavg") as f:
-        return [float(x) for x in f.read().split()[:3]]
 
 
 def make_texts(n):
@@ -165,14 +161,12 @@ def run_worker(kind, spec, tmpdir):
     spec_file = os.path.join(tmpdir, f"{kind}_spec.json")
     with open(spec_file, "w") as f:
         json.dump(spec, f)
-    load = load_average()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run(
+    load = [float(x) for x in common.load_average()]
+    result = common.run_worker(
         [sys.executable, os.path.abspath(__file__), f"--worker={kind}", f"--spec={spec_file}"],
-        env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"The {kind} worker failed:\n{proc.stderr[-4000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+        kind)
+    if "error" in result:
+        raise RuntimeError(f"The {kind} worker failed ({result['error']}; its output is above).")
     return {"side": kind, "load_average_before": load, **result}
 
 
@@ -198,14 +192,14 @@ def benchmark(preset, texts, tmpdir):
     path = export_saved_model(model, os.path.join(tmpdir, preset))
     export_s = time.perf_counter() - start
     del model
-    common = {"texts": texts, "threads": _THREADS.value,
+    shared = {"texts": texts, "threads": _THREADS.value,
               "latency_requests": _LATENCY_REQUESTS.value,
               "throughput_batches": _THROUGHPUT_BATCHES.value,
               "sequence_length": _SEQUENCE_LENGTH.value}
-    saved = run_worker("savedmodel", {**common, "path": path}, tmpdir)
+    saved = run_worker("savedmodel", {**shared, "path": path}, tmpdir)
     saved["export_s"] = export_s
     hf = run_worker("hf", {
-        **common, "preset_args": get_preset(preset),
+        **shared, "preset_args": get_preset(preset),
         "vocab_file": gpt1_tokenizer.DEFAULT_VOCABULARY,
         "merges_file": gpt1_tokenizer.DEFAULT_MERGES,
         "start_token_id": tokenizer.start_token_id,
@@ -219,7 +213,7 @@ def main(argv):
         with open(_SPEC.value) as f:
             spec = json.load(f)
         worker = savedmodel_worker if _WORKER.value == "savedmodel" else hf_worker
-        print(json.dumps(worker(spec)))
+        common.print_result(worker(spec))
         return
     texts = make_texts(_NUM_TEXTS.value)
     rows = []
