@@ -86,17 +86,17 @@ def _parse_run(spec):
 
 
 def _finetune(out, args):
-    """Runs (or reads back) one fine-tuning; returns (dev accuracy, seconds)."""
+    """Runs (or reads back) one fine-tuning; returns (its metrics.json, seconds)."""
     record_path = os.path.join(out, "bench_run.json")
     if os.path.exists(record_path):
         with open(record_path) as f:
             record = json.load(f)
         if record["args"] == args:
-            return _metrics(out)["splits"]["dev"]["accuracy"], record["seconds"]
+            return _metrics(out), record["seconds"]
     seconds = common.run_pipeline("finetune", "--task=sst2", f"--output_dir={out}", *args)
     with open(record_path, "w") as f:
         json.dump({"args": args, "seconds": seconds}, f)
-    return _metrics(out)["splits"]["dev"]["accuracy"], seconds
+    return _metrics(out), seconds
 
 
 def main(argv):
@@ -116,25 +116,25 @@ def main(argv):
     for examples, epochs, seed in runs:
         common_args = [f"--data_dir={data}", f"--max_train_examples={examples}",
                        f"--epochs={epochs}", f"--seed={seed}", *_FINETUNE_FLAGS.value]
-        result = {}
+        run_dir = os.path.join(root, f"{examples}ex_{epochs}ep_seed{seed}")
+        accuracy, minutes = {}, {}
         for arm, extra in zip(_ARMS, ([f"--init_checkpoint={pretrained}"],
                                       ["--no_pretraining", "--preset=gpt1_small"])):
-            out = os.path.join(root, f"{examples}ex_{epochs}ep_seed{seed}", arm)
-            result[arm] = _finetune(out, common_args + extra)
+            metrics, seconds = _finetune(os.path.join(run_dir, arm), common_args + extra)
+            accuracy[arm], minutes[arm] = metrics["splits"]["dev"]["accuracy"], seconds / 60
+            updates = metrics["train_steps"]
             print(f"{examples} examples, {epochs} epochs, seed {seed}, {arm}: dev accuracy "
-                  f"{result[arm][0]:.4f} ({result[arm][1] / 60:.1f} min)", flush=True)
-        accuracies += [result[arm][0] for arm in _ARMS]
-        gain = result["pretrained"][0] - result["scratch"][0]
+                  f"{accuracy[arm]:.4f} ({minutes[arm]:.1f} min)", flush=True)
+        accuracies += accuracy.values()
+        gain = accuracy["pretrained"] - accuracy["scratch"]
         gains.setdefault(examples, []).append(gain)
-        updates = epochs * -(-examples // 32)
         only_pretrained, only_scratch, p_value = _mcnemar(
-            data, *(os.path.join(root, f"{examples}ex_{epochs}ep_seed{seed}", arm)
-                    for arm in _ARMS))
+            data, *(os.path.join(run_dir, arm) for arm in _ARMS))
         rows.append(f"| {examples:,} | {epochs} ({updates}) | {seed} | "
-                    f"{result['pretrained'][0]:.1%} | {result['scratch'][0]:.1%} | "
+                    f"{accuracy['pretrained']:.1%} | {accuracy['scratch']:.1%} | "
                     f"**{gain * 100:+.1f}** | {only_pretrained} / {only_scratch}, "
-                    f"p = {p_value:.2g} | {result['pretrained'][1] / 60:.0f} + "
-                    f"{result['scratch'][1] / 60:.0f} |")
+                    f"p = {p_value:.2g} | {minutes['pretrained']:.0f} + "
+                    f"{minutes['scratch']:.0f} |")
     zero_dir = os.path.join(root, "zero_shot")
     if not os.path.exists(os.path.join(zero_dir, "metrics.json")):
         common.run_pipeline("evaluate", "--zero_shot=sst2", f"--data_dir={data}",
