@@ -3,8 +3,10 @@
 import dataclasses
 import os
 
+from gpt1_keras.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """A task file that cannot be read as its format says; the message names the
     file and, where there is one, the line (1-based, counting the header)."""
 

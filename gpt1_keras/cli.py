@@ -1,0 +1,75 @@
+"""What every binary (`//pipelines:*`, the `gpt1-*` console scripts) shares at its edge.
+
+    from gpt1_keras import cli
+
+    def main(argv):
+        ...
+
+    if __name__ == "__main__":
+        cli.run(main)
+
+`run(main)` is `absl.app.run(main)` that turns the project's expected errors into one
+`ERROR: ...` line on stderr and a non-zero exit instead of a traceback:
+
+| error                                    | exit |
+| ---------------------------------------- | ---- |
+| `app.UsageError` (bad flag)              | 1, with absl's usage hint |
+| `gpt1_keras.errors.UserError` and subclasses (bad data, bad setting, directory in use, checkpoint not written) | 2 |
+| `FileNotFoundError`, `IsADirectoryError`, `NotADirectoryError`, `PermissionError` | 2 |
+| `OSError` ENOSPC / EDQUOT / EROFS (disk full, quota, read-only) | 2 |
+| `NonFiniteLossError` from training        | 3 |
+
+Anything else is a bug and keeps its traceback.
+"""
+
+import errno
+import sys
+
+from absl import app
+
+from gpt1_keras.errors import UserError
+
+EXIT_USER_ERROR = 2
+EXIT_NON_FINITE = 3
+
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def error_line(e):
+    """The one line a binary prints for an expected error `e`, or None for a bug."""
+    if isinstance(e, UserError):
+        return str(e)
+    if isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError,
+                      PermissionError)):
+        name = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        return f"{e.strerror or e}{name}" if e.strerror else str(e)
+    if isinstance(e, OSError) and e.errno in _DISK_ERRNOS:
+        name = f" while writing {e.filename}" if e.filename else ""
+        return f"{e.strerror}{name}: free some space (or fix the mount) and rerun to resume."
+    return None
+
+
+def _is_non_finite(e):
+    # Checked by name: importing the trainer here would import Keras in every binary.
+    return type(e).__name__ == "NonFiniteLossError"
+
+
+def _guarded(main):
+    def wrapped(argv):
+        try:
+            return main(argv)
+        except app.UsageError:
+            raise
+        except Exception as e:  # noqa: BLE001 (expected errors become one line)
+            line = str(e) if _is_non_finite(e) else error_line(e)
+            if line is None:
+                raise
+            print(f"ERROR: {line}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_NON_FINITE if _is_non_finite(e) else EXIT_USER_ERROR)
+
+    return wrapped
+
+
+def run(main, **kwargs):
+    """`absl.app.run(main)` with the project's expected errors as one line (see above)."""
+    app.run(_guarded(main), **kwargs)
