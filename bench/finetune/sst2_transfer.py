@@ -34,10 +34,9 @@ from absl import app
 from absl import flags
 
 from bench import common
+from tests import shared_data
 
-_REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-_SHARED = os.environ.get("GPT1_SHARED_DIR", os.path.join(_REPO, "..", "shared"))
-_SST2 = flags.DEFINE_string("sst2_train", os.path.join(_SHARED, "data", "sst2", "train.tsv"),
+_SST2 = flags.DEFINE_string("sst2_train", shared_data.path("sst2", "train.tsv", must_exist=False),
                             "SST-2 train.tsv (label<TAB>sentence).")
 _PRETRAINED = flags.DEFINE_string("pretrained", None, "A pretrained LM (.keras); else pretrain.")
 _PRETRAIN_FLAGS = flags.DEFINE_list("pretrain_flags", [], "Extra pretrain flags.")

@@ -30,6 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 from gpt1_keras.tokenizers import GPT1Tokenizer  # noqa: E402
 from gpt1_keras.tokenizers import gpt1_tokenizer  # noqa: E402
+from tests import shared_data  # noqa: E402
 
 _TEXT = flags.DEFINE_string(
     "text", None, "Text file to tokenize (default: tinyshakespeare shipped in shared/)."
@@ -46,12 +47,7 @@ _SLOW_REPEATS = flags.DEFINE_integer(
 
 
 def _default_text():
-    shared = os.environ.get("GPT1_SHARED_DIR") or os.path.join(
-        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-        "..",
-        "shared",
-    )
-    return os.path.join(shared, "data", "tinyshakespeare.txt")
+    return shared_data.path("tinyshakespeare.txt")
 
 
 def _time(fn, repeats, warmup=True):

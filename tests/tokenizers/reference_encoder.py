@@ -14,15 +14,9 @@ import json
 import os
 import re
 
+from tests import shared_data
+
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def shared_dir():
-    """The read-only shared folder: $GPT1_SHARED_DIR, else ../shared next to the repo."""
-    path = os.environ.get("GPT1_SHARED_DIR")
-    if path and os.path.isdir(path):
-        return path
-    return os.path.join(os.path.dirname(_REPO_ROOT), "shared")
 
 
 def default_vocab_files():
@@ -144,14 +138,14 @@ def hf_fast_tokenizer(encoder_path=None, bpe_path=None):
 
 
 def read_tinyshakespeare():
-    with open(os.path.join(shared_dir(), "data", "tinyshakespeare.txt"), encoding="utf-8") as f:
+    with open(shared_data.path("tinyshakespeare.txt"), encoding="utf-8") as f:
         return f.read().split("\n")
 
 
 def read_sst2_sentences():
     import csv
 
-    path = os.path.join(shared_dir(), "data", "sst2", "train.tsv")
+    path = shared_data.path("sst2", "train.tsv")
     with open(path, encoding="utf-8") as f:
         rows = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         return [row["sentence"] for row in rows]
