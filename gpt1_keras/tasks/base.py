@@ -5,6 +5,11 @@ import os
 
 from gpt1_keras.errors import UserError
 
+# Every reader opens its files with this encoding: UTF-8, and a leading byte-order mark
+# (GLUE's MRPC files start with one) is dropped instead of becoming part of the first
+# header name or field.
+ENCODING = "utf-8-sig"
+
 
 class DataError(UserError, ValueError):
     """A task file that cannot be read as its format says; the message names the
@@ -66,22 +71,81 @@ class Examples:
         return Examples(cut(self.text_a), cut(self.text_b), cut(self.labels),
                         cut(self.ids), cut(self.question), self.source)
 
+    def select(self, indices, source=None):
+        """The examples at `indices` (in that order); `source` replaces the source."""
+        indices = list(indices)
+
+        def pick(column):
+            return None if column is None else [column[i] for i in indices]
+        return Examples(pick(self.text_a), pick(self.text_b), pick(self.labels),
+                        pick(self.ids), pick(self.question),
+                        self.source if source is None else source)
+
+    def input_key(self, i):
+        """Example `i`'s inputs as a hashable value: equal for identical inputs."""
+        def value(column):
+            if column is None:
+                return None
+            v = column[i]
+            return tuple(v) if isinstance(v, list) else v
+        return (self.text_a[i], value(self.text_b), value(self.question))
+
+
+def read_text(path):
+    """The whole text of a task file (UTF-8, a leading BOM dropped).
+
+    Raises:
+        DataError: bytes that are not UTF-8, naming the file, the line and the byte.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode(ENCODING)
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DataError(
+            f"{at(path, line)}: not valid UTF-8 (byte 0x{data[e.start]:02x} at offset "
+            f"{e.start}: {e.reason})."
+        ) from None
+
+
+def locate(data_dir, name):
+    """`(path, missing)`: `name` under `data_dir`, and `None` or what was looked for.
+
+    A tuple of names is alternatives: the first present wins; if none is, the
+    first is returned with `missing` listing them all.
+    """
+    names = (name,) if isinstance(name, str) else tuple(name)
+    paths = [os.path.join(data_dir, n) for n in names]
+    for path in paths:
+        if os.path.exists(path):
+            return path, None
+    return paths[0], " or ".join(paths)
+
 
 def require_files(task, data_dir, names):
     """Absolute paths of `names` under `data_dir`; raises if any is missing.
+
+    Args:
+        task: the task's name, for the message.
+        data_dir: the folder.
+        names: file names; an entry may be a tuple of alternative names (the
+            same file as different distributions name it), of which the first
+            present is used.
 
     Raises:
         FileNotFoundError: naming the task, every file looked for, and which
             are missing.
     """
-    paths = [os.path.join(data_dir, n) for n in names]
-    missing = [p for p in paths if not os.path.exists(p)]
+    resolved = [locate(data_dir, n) for n in names]
+    missing = [m for _, m in resolved if m]
     if missing:
+        looked = ", ".join(m or p for p, m in resolved)
         raise FileNotFoundError(
-            f"Task {task!r}: looked for {', '.join(paths)}; missing: "
+            f"Task {task!r}: looked for {looked} in {data_dir}; missing: "
             f"{', '.join(missing)}."
         )
-    return paths
+    return [p for p, _ in resolved]
 
 
 def check_not_empty(examples, path):

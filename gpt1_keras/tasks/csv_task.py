@@ -6,6 +6,7 @@ are chosen by name. Labels are kept as strings and indexed into a label list
 """
 
 import csv
+import io
 import sys
 
 from gpt1_keras.tasks.base import DataError
@@ -13,21 +14,26 @@ from gpt1_keras.tasks.base import Examples
 from gpt1_keras.tasks.base import at
 from gpt1_keras.tasks.base import check_not_empty
 from gpt1_keras.tasks.base import label_index
+from gpt1_keras.tasks.base import read_text
 
 csv.field_size_limit(sys.maxsize)
 
 
+def _reader(path, delimiter):
+    return csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter)
+
+
 def _rows(path, columns, delimiter):
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f, delimiter=delimiter))
-    if not rows:
+    reader = _reader(path, delimiter)
+    header = next(reader, None)
+    if header is None:
         raise DataError(f"{at(path)}: empty file; expected a header with {list(columns)}.")
-    header = rows[0]
     missing = [c for c in columns if c not in header]
     if missing:
         raise DataError(f"{at(path, 1)}: the header lacks column(s) {missing}. Found: {header}.")
     index = {c: header.index(c) for c in columns}
-    for line, row in enumerate(rows[1:], start=2):
+    for row in reader:
+        line = reader.line_num
         if not row:
             continue
         if len(row) != len(header):
@@ -59,8 +65,7 @@ def read_csv_examples(path, text_columns, label_column, labels, delimiter=",",
     """
     if len(text_columns) not in (1, 2):
         raise ValueError(f"One or two text columns are supported. Received: {text_columns}")
-    with open(path, encoding="utf-8", newline="") as f:
-        header = next(csv.reader(f, delimiter=delimiter), [])
+    header = next(_reader(path, delimiter), [])
     has_labels = require_labels or label_column in header
     columns = list(text_columns) + ([label_column] if has_labels else []) + (
         [id_column] if id_column else [])

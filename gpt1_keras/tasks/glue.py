@@ -1,4 +1,4 @@
-"""GLUE TSV readers: CoLA, SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE.
+"""GLUE TSV readers: CoLA, SST-2, MRPC, QQP, STS-B, MNLI, QNLI, RTE, WNLI.
 
 Written here with the `csv` module (tab-separated, no quoting, as GLUE's files
 are and as tf-models-official's `*Processor`s read them); tf-models-official
@@ -13,6 +13,7 @@ GPT1_SPEC trap 8).
 """
 
 import csv
+import io
 import sys
 
 from absl import logging
@@ -22,12 +23,16 @@ from gpt1_keras.tasks.base import Examples
 from gpt1_keras.tasks.base import at
 from gpt1_keras.tasks.base import check_not_empty
 from gpt1_keras.tasks.base import label_index
+from gpt1_keras.tasks.base import read_text
 
 csv.field_size_limit(sys.maxsize)
 
 
 def read_tsv(path, columns, has_header=True, num_fields=None, skip_malformed=False):
     """Rows of a GLUE TSV as `(line_number, {column: value})`.
+
+    The file is UTF-8; a leading byte-order mark (GLUE's MRPC files have one)
+    is dropped, and `\r\n` line ends (SST-2's) are line ends, not text.
 
     Args:
         path: the file.
@@ -43,16 +48,12 @@ def read_tsv(path, columns, has_header=True, num_fields=None, skip_malformed=Fal
         DataError: a missing header column, a row with a different number of
             fields than the header, or a non-UTF-8 line; naming file and line.
     """
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        try:
-            rows = list(reader)
-        except UnicodeDecodeError as e:
-            raise DataError(f"{at(path)}: not valid UTF-8 ({e}).") from None
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter="\t",
+                        quoting=csv.QUOTE_NONE)
     if has_header:
-        if not rows:
+        header = next(reader, None)
+        if header is None:
             raise DataError(f"{at(path)}: empty file; expected a header with {list(columns)}.")
-        header = rows[0]
         missing = [c for c in columns if c not in header]
         if missing:
             raise DataError(
@@ -60,11 +61,12 @@ def read_tsv(path, columns, has_header=True, num_fields=None, skip_malformed=Fal
                 f"Found: {header}."
             )
         index = {c: header.index(c) for c in columns}
-        num_fields, body, first = len(header), rows[1:], 2
+        num_fields = len(header)
     else:
-        index, body, first = dict(columns), rows, 1
+        index = dict(columns)
     out = []
-    for line, row in enumerate(body, start=first):
+    for row in reader:
+        line = reader.line_num
         if not row:
             continue  # a trailing blank line
         if len(row) != num_fields:

@@ -12,6 +12,7 @@ from gpt1_keras.tasks.base import Examples
 from gpt1_keras.tasks.base import at
 from gpt1_keras.tasks.base import check_not_empty
 from gpt1_keras.tasks.base import label_index
+from gpt1_keras.tasks.base import read_text
 
 
 def _records(path, fields):
@@ -21,21 +22,19 @@ def _records(path, fields):
         DataError: a line that is not a JSON object, or one missing a field of
             `fields` (naming file and line).
     """
-    with open(path, encoding="utf-8") as f:
-        for line, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{at(path, line)}: not valid JSON ({e.msg}).") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{at(path, line)}: expected a JSON object.")
-            for field in fields:
-                if field not in record:
-                    raise DataError(f"{at(path, line)}: missing field {field!r}.")
-            yield line, record
-
+    for line, text in enumerate(read_text(path).split("\n"), start=1):
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{at(path, line)}: not valid JSON ({e.msg}).") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{at(path, line)}: expected a JSON object.")
+        for field in fields:
+            if field not in record:
+                raise DataError(f"{at(path, line)}: missing field {field!r}.")
+        yield line, record
 
 
 def read_nli_jsonl(path, labels, skip_labels=("-",)):

@@ -13,6 +13,7 @@ from gpt1_keras.tasks.base import DataError
 from gpt1_keras.tasks.base import Examples
 from gpt1_keras.tasks.base import check_not_empty
 from gpt1_keras.tasks.base import label_index
+from gpt1_keras.tasks.base import read_text
 
 ANSWERS = ("A", "B", "C", "D")
 LEVELS = ("middle", "high")
@@ -41,8 +42,7 @@ def read_race(data_dir, split, levels=LEVELS):
     context, questions, choices, labels, ids = [], [], [], [], []
     for path in race_files(data_dir, split, levels):
         try:
-            with open(path, encoding="utf-8") as f:
-                doc = json.load(f)
+            doc = json.loads(read_text(path))
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg}).") from None
         for field in ("article", "questions", "options", "answers"):

@@ -11,11 +11,18 @@ returns `Examples`. `data_dir` is the task's own folder (e.g. `glue_data/MRPC`,
 | mrpc, qqp | similarity (2 classes) | train/dev/test.tsv | F1, accuracy |
 | stsb | similarity (regression) | train/dev/test.tsv | Pearson, Spearman |
 | mnli | entailment (3) | train, dev_(mis)matched, test_(mis)matched .tsv | accuracy |
-| qnli, rte | entailment (2) | train/dev/test.tsv | accuracy |
+| qnli, rte, wnli | entailment (2) | train/dev/test.tsv | accuracy |
 | snli | entailment (3) | snli_1.0_{train,dev,test}.jsonl | accuracy |
 | scitail | entailment (2) | scitail_1.0_{train,dev,test}.txt (JSONL) | accuracy |
 | race | multiple choice (4) | {train,dev,test}/{middle,high}/*.txt | accuracy (test: all, middle, high) |
 | story_cloze | multiple choice (2) | the spring 2016 val (train+dev) and test CSVs | accuracy |
+
+Every reader drops a leading UTF-8 byte-order mark. A folder holding only the
+training file (GLUE's dev splits are often not at hand) is used with a seeded
+held-out split: `gpt1_keras.tasks.splits.read_train_and_holdout`. Another
+folder holding the official labelled files (`dev.tsv`, the Story Cloze test
+CSV) is scored through the same `TaskSpec.read`; `TaskSpec.present_eval_splits`
+says which of them a folder has.
 """
 
 import dataclasses
@@ -26,6 +33,7 @@ from gpt1_keras.tasks import glue
 from gpt1_keras.tasks import jsonl
 from gpt1_keras.tasks import race
 from gpt1_keras.tasks import story_cloze
+from gpt1_keras.tasks.base import locate
 from gpt1_keras.tasks.base import require_files
 from gpt1_keras.tasks.csv_task import read_csv_examples
 
@@ -37,7 +45,8 @@ class Split:
     Attributes:
         name: `"train"`, `"dev"`, `"dev_matched"`, `"test"`, ...
         files: the files (relative to `data_dir`) it is read from; for RACE
-            the folders.
+            the folders. An entry may be a tuple of alternative names of one
+            file (the first present is read).
         reader: `fn(*paths)` (or `fn(data_dir)` for folders) -> `Examples`.
         labelled: whether the split has labels (GLUE test splits do not).
         submission: the prediction file name (GLUE's, e.g. `MNLI-m.tsv`).
@@ -98,7 +107,20 @@ class TaskSpec:
         )
 
     def files(self, data_dir, split):
-        return [os.path.join(data_dir, f) for f in self.split(split).files]
+        """The paths a split is read from (of alternative names, the first present)."""
+        return [locate(data_dir, f)[0] for f in self.split(split).files]
+
+    def has_split(self, data_dir, split):
+        """Whether `data_dir` holds every file (or folder) of `split`."""
+        return all(os.path.exists(p) for p in self.files(data_dir, split))
+
+    def present_eval_splits(self, data_dir):
+        """The labelled evaluation splits (`eval_splits`) whose files are in `data_dir`.
+
+        A GLUE folder holding only `train.tsv` has none; one holding the official
+        `dev.tsv` has `dev`. Use it to score a run on another labelled folder.
+        """
+        return tuple(s for s in self.eval_splits if self.has_split(data_dir, s.name))
 
     def read(self, data_dir, split):
         """Reads a split; a missing file raises `FileNotFoundError` naming it."""
@@ -169,7 +191,9 @@ def _race():
 
 
 def _story_cloze():
-    val, test = story_cloze.VAL_FILE, story_cloze.TEST_FILE
+    # The authors' download names, then the short names many copies use.
+    val = (story_cloze.VAL_FILE, story_cloze.VAL_FILE_SHORT)
+    test = (story_cloze.TEST_FILE, story_cloze.TEST_FILE_SHORT)
     read = story_cloze.read_story_cloze
     return TaskSpec("story_cloze", "multiple_choice", story_cloze.ENDINGS, ("accuracy",), (
         Split("train", (val,), functools.partial(read, part="train")),
@@ -200,6 +224,9 @@ TASKS = {
                   submissions=("MNLI-m.tsv", "MNLI-mm.tsv")),
     "qnli": _glue("qnli", _NLI, ("accuracy",), "question", "sentence", "label", "QNLI.tsv"),
     "rte": _glue("rte", _NLI, ("accuracy",), "sentence1", "sentence2", "label", "RTE.tsv"),
+    # WNLI: sentence-pair entailment, labels 0 (not entailed) / 1 (entailed).
+    "wnli": _glue("wnli", ("0", "1"), ("accuracy",), "sentence1", "sentence2", "label",
+                  "WNLI.tsv"),
     "snli": _nli_jsonl("snli", "snli_1.0", "jsonl", ("entailment", "neutral", "contradiction")),
     "scitail": _nli_jsonl("scitail", "scitail_1.0", "txt", ("entails", "neutral")),
     "race": _race(),

@@ -4,18 +4,25 @@ Columns: `InputStoryid`, `InputSentence1`..`InputSentence4`,
 `RandomFifthSentenceQuiz1`, `RandomFifthSentenceQuiz2`, `AnswerRightEnding`
 (1 or 2). As in GPT-1, the validation file is the training data (a fifth of
 it held out as `dev`: rows 0, 5, 10, ...) and the test file is the test set.
+Each file is found under the authors' download name or the short name many
+copies use (`cloze_test_val__spring2016.csv`).
 """
 
 import csv
+import io
 
 from gpt1_keras.tasks.base import DataError
 from gpt1_keras.tasks.base import Examples
 from gpt1_keras.tasks.base import at
 from gpt1_keras.tasks.base import check_not_empty
 from gpt1_keras.tasks.base import label_index
+from gpt1_keras.tasks.base import read_text
 
 VAL_FILE = "cloze_test_val__spring2016 - cloze_test_ALL_val.csv"
 TEST_FILE = "cloze_test_test__spring2016 - cloze_test_ALL_test.csv"
+# The names many copies of the same files use (`../shared/data/story_cloze` has this one).
+VAL_FILE_SHORT = "cloze_test_val__spring2016.csv"
+TEST_FILE_SHORT = "cloze_test_test__spring2016.csv"
 ENDINGS = ("1", "2")
 COLUMNS = (
     "InputStoryid", "InputSentence1", "InputSentence2", "InputSentence3",
@@ -37,18 +44,18 @@ def read_story_cloze(path, part="all"):
         DataError: a header lacking a column, a row with a different number
             of fields, or an `AnswerRightEnding` other than 1/2 (file, line).
     """
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))
+    header = next(reader, None)
+    if header is None:
         raise DataError(f"{at(path)}: empty file; expected a header with {list(COLUMNS)}.")
-    header = rows[0]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise DataError(f"{at(path, 1)}: the header lacks column(s) {missing}. Found: {header}.")
     index = {c: header.index(c) for c in COLUMNS}
     context, choices, labels, ids = [], [], [], []
     story = -1
-    for line, row in enumerate(rows[1:], start=2):
+    for row in reader:
+        line = reader.line_num
         if not row:
             continue
         if len(row) != len(header):

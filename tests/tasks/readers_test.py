@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 
 from absl.testing import absltest
 
@@ -11,7 +12,9 @@ from gpt1_keras.tasks import csv_task
 from gpt1_keras.tasks import get_task
 from gpt1_keras.tasks.csv_task import csv_labels
 from gpt1_keras.tasks.story_cloze import TEST_FILE
+from gpt1_keras.tasks.story_cloze import TEST_FILE_SHORT
 from gpt1_keras.tasks.story_cloze import VAL_FILE
+from gpt1_keras.tasks.story_cloze import VAL_FILE_SHORT
 
 
 def _write(directory, name, lines):
@@ -132,6 +135,63 @@ class GlueTest(absltest.TestCase):
             get_task("glue")
 
 
+class OfficialDevFormatsTest(absltest.TestCase):
+    """A run scored on another folder holding GLUE's official `dev.tsv` files: each
+    task's dev format, as GLUE distributes it, read through the registry."""
+
+    def setUp(self):
+        self.dir = self.create_tempdir().full_path
+
+    def _dev(self, task, lines, bom=False):
+        d = os.path.join(self.dir, task)
+        path = _write(d, "dev.tsv", lines)
+        if bom:
+            with open(path, "rb") as f:
+                data = f.read()
+            with open(path, "wb") as f:
+                f.write(b"\xef\xbb\xbf" + data)
+        self.assertEqual([s.name for s in get_task(task).present_eval_splits(d)], ["dev"])
+        return get_task(task).read(d, "dev")
+
+    def test_each_glue_dev_format(self):
+        x = self._dev("cola", _tsv(("gj04", "1", "", "The sailors rode the breeze clear."),
+                                   ("clc95", "0", "*", "Sue gave to Bill a book.")))
+        self.assertEqual((x.text_a[1], x.labels), ("Sue gave to Bill a book.", [1, 0]))
+        x = self._dev("sst2", _tsv(("sentence", "label"), ("it 's a charming journey . ", "1"),
+                                   ("unflinchingly bleak ", "0")))
+        self.assertEqual((x.text_a[0], x.labels), ("it 's a charming journey . ", [1, 0]))
+        x = self._dev("mrpc", _tsv(("Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"),
+                                   ("1", "1355540", "1355592", "He said A .", "A , he said ."),
+                                   ("0", "2029631", "2029565", "B rose .", "C fell .")),
+                      bom=True)
+        self.assertEqual((x.text_b, x.labels), (["A , he said .", "C fell ."], [1, 0]))
+        x = self._dev("rte", _tsv(("index", "sentence1", "sentence2", "label"),
+                                  ("0", "Dana Reeve died.", "Reeve is dead.", "entailment")))
+        self.assertEqual((x.ids, x.labels), (["0"], [0]))
+        x = self._dev("wnli", _tsv(("index", "sentence1", "sentence2", "label"),
+                                   ("0", "The drain is clogged with hair. It has to be cleaned.",
+                                    "The hair has to be cleaned.", "0")))
+        self.assertEqual((x.text_b, x.labels), (["The hair has to be cleaned."], [0]))
+        x = self._dev("stsb", _tsv(
+            ("index", "genre", "filename", "year", "old_index", "source1", "source2",
+             "sentence1", "sentence2", "score"),
+            ("0", "main-captions", "MSRvid", "2012test", "0000", "none", "none",
+             "A man with a hard hat is dancing.", "A man wearing a hard hat is dancing.",
+             "5.000"),
+            ("1", "main-captions", "MSRvid", "2012test", "0002", "none", "none",
+             "A young child is riding a horse.", "A child is riding a horse.", "4.750")))
+        self.assertEqual(x.labels, [5.0, 4.75])
+
+    def test_wnli_registered_with_test_split(self):
+        task = get_task("wnli")
+        self.assertEqual((task.labels, task.model_task, task.metrics[0]),
+                         (("0", "1"), "entailment", "accuracy"))
+        _write(self.dir, "test.tsv", _tsv(("index", "sentence1", "sentence2"),
+                                          ("0", "P.", "H.")))
+        self.assertEqual(task.read(self.dir, "test").ids, ["0"])
+        self.assertEqual(task.split("test").submission, "WNLI.tsv")
+
+
 class JsonlTest(absltest.TestCase):
     def test_snli_skips_no_consensus_and_scitail(self):
         d = self.create_tempdir().full_path
@@ -214,6 +274,22 @@ class StoryClozeTest(absltest.TestCase):
         self._file(d, TEST_FILE, 3, answer="3")
         with self.assertRaisesRegex(DataError, r"test.csv:3: AnswerRightEnding '3'"):
             task.read(d, "test")
+
+    def test_short_file_names_and_missing_file(self):
+        d = self.create_tempdir().full_path
+        task = get_task("story_cloze")
+        with self.assertRaisesRegex(FileNotFoundError, re.escape(
+                f"{os.path.join(d, VAL_FILE)} or {os.path.join(d, VAL_FILE_SHORT)}")):
+            task.read(d, "train")
+        self.assertEqual(task.present_eval_splits(d), ())
+        self._file(d, VAL_FILE_SHORT, 10)
+        self._file(d, TEST_FILE_SHORT, 4)
+        self.assertLen(task.read(d, "train"), 8)
+        self.assertLen(task.read(d, "test"), 4)  # a labelled split to score on
+        self.assertEqual([s.name for s in task.present_eval_splits(d)], ["dev", "test"])
+        self.assertEqual(task.files(d, "test"), [os.path.join(d, TEST_FILE_SHORT)])
+        self._file(d, TEST_FILE, 2)  # both names present: the authors' wins
+        self.assertLen(task.read(d, "test"), 2)
 
 
 class CsvTaskTest(absltest.TestCase):
