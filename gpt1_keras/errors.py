@@ -24,5 +24,10 @@ class CheckpointWriteError(UserError, OSError):
     """A checkpoint or artifact could not be written (disk full, read-only, ...).
 
     The message names the file being written, its directory and the last good
-    checkpoint, which is left untouched.
+    checkpoint, which is left untouched. Raise it as `CheckpointWriteError(message)`
+    or, keeping the cause's errno, `CheckpointWriteError(e.errno, message)`; either
+    way `str()` is the message alone.
     """
+
+    def __str__(self):
+        return self.strerror if self.strerror else super().__str__()

@@ -8,7 +8,8 @@ and start time. The lock itself is the kernel's `flock` on that file, so it is r
 when the process exits for any reason (SIGKILL included): a killed run never blocks its
 own restart. A second `RunLock` on the same directory, from any process on a host that
 shares the file system's lock semantics (local disks; NFS with lock support), fails at
-once with `RunDirectoryLockedError` naming the holder.
+once with `RunDirectoryLockedError` naming the holder; with `wait=True` it waits for
+the holder to finish instead (what `export` does while it picks a version number).
 """
 
 import datetime
@@ -16,6 +17,9 @@ import fcntl
 import json
 import os
 import socket
+import time
+
+from absl import logging
 
 from gpt1_keras.errors import RunDirectoryLockedError
 from gpt1_keras.errors import UserError
@@ -29,17 +33,25 @@ class RunLock:
     Args:
         directory: the model/output/export directory; created if missing.
         purpose: what holds it (e.g. `"pretrain"`), written into the lock file.
+        wait: when another process holds it, wait for it (polling) instead of
+            failing at once. Default False: a second run fails fast.
+        timeout: with `wait=True`, the most seconds to wait (None: no limit).
 
     Raises (on `acquire` / `__enter__`):
-        RunDirectoryLockedError: another live process holds the directory.
+        RunDirectoryLockedError: another live process holds the directory (and,
+            with `wait=True`, still held it after `timeout` seconds).
         UserError: the directory cannot be created or the lock file opened
             (e.g. the path names an existing file).
     """
 
-    def __init__(self, directory, purpose="run"):
+    _POLL_SECONDS = 0.05
+
+    def __init__(self, directory, purpose="run", wait=False, timeout=None):
         self.directory = os.path.abspath(directory)
         self.purpose = purpose
         self.path = os.path.join(self.directory, LOCK_NAME)
+        self.wait = wait
+        self.timeout = timeout
         self._fd = None
 
     def acquire(self):
@@ -48,7 +60,7 @@ class RunLock:
         try:
             os.makedirs(self.directory, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except (FileExistsError, NotADirectoryError) as e:
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as e:
             raise UserError(
                 f"{self.directory} cannot be used as a {self.purpose} directory: "
                 f"{e.strerror} ({e.filename}); pass a directory path."
@@ -57,15 +69,27 @@ class RunLock:
             raise UserError(
                 f"{self.directory} is not writable ({e.strerror}); pass a writable directory."
             ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise RunDirectoryLockedError(
-                f"{self.directory} is in use by {holder} (lock file {self.path}); "
-                "wait for that run to finish or stop it, or use another directory."
-            ) from None
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        logged = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                if self.wait and (deadline is None or time.monotonic() < deadline):
+                    if not logged:
+                        logging.info("Waiting for %s to release %s.", holder, self.path)
+                        logged = True
+                    time.sleep(self._POLL_SECONDS)
+                    continue
+                os.close(fd)
+                waited = f" after waiting {self.timeout:g} s" if self.wait else ""
+                raise RunDirectoryLockedError(
+                    f"{self.directory} is in use by {holder}{waited} (lock file "
+                    f"{self.path}); wait for that run to finish or stop it, or use "
+                    "another directory."
+                ) from None
         os.ftruncate(fd, 0)
         info = {
             "pid": os.getpid(),

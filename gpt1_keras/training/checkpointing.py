@@ -42,12 +42,15 @@ import numpy as np
 from absl import logging
 from keras import ops
 
+from gpt1_keras.errors import CheckpointWriteError
+from gpt1_keras.errors import UserError
+
 _NAME = re.compile(r"^ckpt-(\d{9})\.json$")
 _AUTO_NUMBER = re.compile(r"_\d+(?=/|$)")
 _TMP = re.compile(r"\.tmp-\d+$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be used (corrupt, truncated, or incompatible)."""
 
 
@@ -148,6 +151,13 @@ class CheckpointManager:
 
         Returns:
             The `.npz` path written, or `None` on a non-chief process.
+
+        Raises:
+            CheckpointWriteError: a file could not be written (disk full, quota,
+                read-only, ...). Nothing of this step is left behind and the older
+                checkpoints are untouched: the message names the checkpoint being
+                written, the directory and the last good checkpoint, from which
+                the run resumes once rerun.
         """
         model_vars, optimizer_vars = _training_state(model, optimizer)
         arrays = {}
@@ -162,6 +172,24 @@ class CheckpointManager:
                 )
         if not self.is_chief:
             return None
+        npz_path, sidecar_path = self.paths(step)
+        try:
+            self._write(step, arrays, model_vars, optimizer_vars, metadata)
+        except OSError as e:
+            self._discard(step)
+            good = [s for s in self.steps() if s != step]
+            last_good = (f"{self.paths(good[-1])[0]} (step {good[-1]}), unchanged"
+                         if good else "none yet")
+            raise CheckpointWriteError(
+                e.errno,
+                f"Could not write checkpoint {os.path.basename(npz_path)} (step {step}) in "
+                f"{self.directory}: {e.strerror or e}. Last good checkpoint: {last_good}. "
+                "Free some space (or fix the directory) and rerun to resume from it.",
+            ) from e
+        self._prune()
+        return npz_path
+
+    def _write(self, step, arrays, model_vars, optimizer_vars, metadata):
         npz_path, sidecar_path = self.paths(step)
 
         def write_arrays(f):
@@ -184,8 +212,27 @@ class CheckpointManager:
             sidecar_path, lambda f: f.write(json.dumps(sidecar, indent=1).encode())
         )
         _fsync_dir(self.directory)
-        self._prune()
-        return npz_path
+
+    def _discard(self, step):
+        """Removes what a failed save of `step` left, unless it is still whole.
+
+        (A save of a step that already had a checkpoint may fail before replacing
+        either file: that checkpoint is still good and stays.)
+        """
+        npz_path, sidecar_path = self.paths(step)
+        try:
+            with open(sidecar_path) as f:
+                sidecar = json.load(f)
+            if (os.path.getsize(npz_path) == sidecar.get("size")
+                    and _sha256(npz_path) == sidecar.get("sha256")):
+                return
+        except (OSError, ValueError):
+            pass
+        for path in (sidecar_path, npz_path):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
 
     def _prune(self):
         for step in self.steps()[: -self.max_to_keep]:

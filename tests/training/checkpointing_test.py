@@ -1,12 +1,16 @@
 """CheckpointManager: round trip, pruning, atomicity, corruption fallback, refusals."""
 
+import errno
 import os
+import subprocess
+from unittest import mock
 
 import keras
 import numpy as np
 from absl.testing import absltest
 from keras import ops
 
+from gpt1_keras.errors import CheckpointWriteError
 from gpt1_keras.models import GPT1CausalLM
 from gpt1_keras.training import checkpointing
 from gpt1_keras.training import optimizers
@@ -117,6 +121,85 @@ class CheckpointManagerTest(absltest.TestCase):
         with self.assertRaisesRegex(checkpointing.CheckpointError, "NaN/Inf"):
             self.manager.save(2, lm, lm.optimizer)
         self.assertEqual(self.manager.steps(), [1])
+
+    def _assert_resumes_from(self, directory, step, expected):
+        other = _trained_lm(1, steps=1)
+        manager = checkpointing.CheckpointManager(directory, max_to_keep=2)
+        self.assertEqual(manager.restore_latest(other, other.optimizer)["step"], step)
+        for a, b in zip(expected, _state(other)):
+            np.testing.assert_array_equal(a, b)
+
+    def test_disk_full_names_the_checkpoint_and_the_last_good_one(self):
+        lm = _trained_lm(0, steps=1)
+        enospc = OSError(errno.ENOSPC, "No space left on device")
+        # Full before anything was saved, then full while writing the arrays of
+        # step 2, then full while writing its sidecar (the arrays already in place).
+        with mock.patch.object(os, "fsync", side_effect=enospc):
+            with self.assertRaises(CheckpointWriteError) as caught:
+                self.manager.save(1, lm, lm.optimizer)
+        message = str(caught.exception)
+        self.assertEqual(caught.exception.errno, errno.ENOSPC)
+        self.assertIn("Could not write checkpoint ckpt-000000001.npz (step 1)", message)
+        self.assertIn(f"in {self.dir}: No space left on device", message)
+        self.assertIn("Last good checkpoint: none yet", message)
+        self.assertEqual(os.listdir(self.dir), [])
+
+        self.manager.save(1, lm, lm.optimizer)
+        expected = _state(lm)
+        lm.train_on_batch(_X, _Y)
+        for side_effect in ([enospc], [None, enospc]):
+            with mock.patch.object(os, "fsync", side_effect=side_effect):
+                with self.assertRaises(CheckpointWriteError) as caught:
+                    self.manager.save(2, lm, lm.optimizer)
+            message = str(caught.exception)
+            self.assertIn("checkpoint ckpt-000000002.npz (step 2)", message)
+            self.assertIn(
+                f"Last good checkpoint: {self.manager.paths(1)[0]} (step 1), unchanged", message)
+            self.assertIn("rerun to resume", message)
+            self.assertCountEqual(os.listdir(self.dir),
+                                  ["ckpt-000000001.npz", "ckpt-000000001.json"])
+            self._assert_resumes_from(self.dir, 1, expected)
+
+    def test_failed_resave_of_an_existing_step_keeps_it(self):
+        lm = _trained_lm(0, steps=1)
+        self.manager.save(1, lm, lm.optimizer)
+        expected = _state(lm)
+        with mock.patch.object(os, "fsync", side_effect=OSError(errno.EDQUOT, "Quota")):
+            with self.assertRaisesRegex(CheckpointWriteError, "step 1.*Quota"):
+                self.manager.save(1, lm, lm.optimizer)
+        self._assert_resumes_from(self.dir, 1, expected)
+
+    def test_full_tmpfs(self):
+        """The same on a real full file system (a tmpfs; needs root to mount)."""
+        lm = _trained_lm(0, steps=1)
+        probe = self.create_tempdir().full_path
+        checkpointing.CheckpointManager(probe).save(1, lm, lm.optimizer)
+        size = sum(os.path.getsize(os.path.join(probe, n)) for n in os.listdir(probe))
+        mount_point = self.create_tempdir().full_path
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={int(size * 1.5)}", "tmpfs", mount_point],
+            capture_output=True, text=True)
+        if mounted.returncode != 0:
+            self.skipTest(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        self.addCleanup(subprocess.run, ["umount", mount_point], check=True)
+        directory = os.path.join(mount_point, "checkpoints")
+        manager = checkpointing.CheckpointManager(directory, max_to_keep=2)
+        manager.save(1, lm, lm.optimizer)
+        expected = _state(lm)
+        lm.train_on_batch(_X, _Y)
+        with self.assertRaises(CheckpointWriteError) as caught:
+            manager.save(2, lm, lm.optimizer)
+        self.assertEqual(caught.exception.errno, errno.ENOSPC)
+        self.assertIn("ckpt-000000002.npz (step 2)", str(caught.exception))
+        self.assertIn("Last good checkpoint:", str(caught.exception))
+        self.assertIn("(step 1), unchanged", str(caught.exception))
+        self.assertEqual(sorted(os.listdir(directory)),
+                         ["ckpt-000000001.json", "ckpt-000000001.npz"])
+        self._assert_resumes_from(directory, 1, expected)
+        # Space is freed: the rerun resumes from step 1 and saves step 2.
+        subprocess.run(["mount", "-o", f"remount,size={size * 3}", mount_point], check=True)
+        manager.save(2, lm, lm.optimizer)
+        self.assertEqual(manager.steps(), [1, 2])
 
     def test_non_chief_writes_nothing(self):
         lm = _trained_lm(0, steps=1)
