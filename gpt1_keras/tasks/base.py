@@ -1,14 +1,19 @@
-"""What every task reader returns (`Examples`) and how readers report bad files."""
+"""What every task reader returns (`Examples`) and how readers report bad files.
 
+Every reader reads its files through `iter_lines` / `csv_rows`: UTF-8, with a leading
+byte-order mark dropped (GLUE's MRPC files start with one), so it never becomes part of
+the first header name or field.
+"""
+
+import codecs
+import csv
 import dataclasses
 import os
+import sys
 
 from gpt1_keras.errors import UserError
 
-# Every reader opens its files with this encoding: UTF-8, and a leading byte-order mark
-# (GLUE's MRPC files start with one) is dropped instead of becoming part of the first
-# header name or field.
-ENCODING = "utf-8-sig"
+csv.field_size_limit(sys.maxsize)
 
 
 class DataError(UserError, ValueError):
@@ -91,22 +96,57 @@ class Examples:
         return (self.text_a[i], value(self.text_b), value(self.question))
 
 
+def _decode(path, line, raw):
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{at(path, line)}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
+            f"{e.start + 1}: {e.reason})."
+        ) from None
+
+
 def read_text(path):
     """The whole text of a task file (UTF-8, a leading BOM dropped).
 
     Raises:
-        DataError: bytes that are not UTF-8, naming the file, the line and the byte.
+        DataError: bytes that are not UTF-8, naming the file and the line.
+    """
+    return "".join(iter_lines(path))
+
+
+def iter_lines(path):
+    """The lines of a task file, decoded one by one, line ends kept.
+
+    UTF-8; a byte-order mark at the start of the file is dropped. Lines end at
+    `\n` (a `\r` before it stays, for the `csv` module to take as part of the
+    line end).
+
+    Raises:
+        DataError: a line that is not UTF-8, naming the file, the line and the byte.
     """
     with open(path, "rb") as f:
-        data = f.read()
-    try:
-        return data.decode(ENCODING)
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DataError(
-            f"{at(path, line)}: not valid UTF-8 (byte 0x{data[e.start]:02x} at offset "
-            f"{e.start}: {e.reason})."
-        ) from None
+        for line, raw in enumerate(f, start=1):
+            if line == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            yield _decode(path, line, raw)
+
+
+def csv_rows(path, **reader_args):
+    """`(line, fields)` for each row of a CSV / TSV task file (see `iter_lines`).
+
+    `line` is the 1-based line the row starts on (a quoted field may span
+    lines). Blank lines are skipped.
+
+    Raises:
+        DataError: a line that is not UTF-8 (file and line).
+    """
+    reader = csv.reader(iter_lines(path), **reader_args)
+    start = 1
+    for row in reader:
+        if row:
+            yield start, row
+        start = reader.line_num + 1
 
 
 def locate(data_dir, name):

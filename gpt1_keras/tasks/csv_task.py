@@ -5,37 +5,26 @@ are chosen by name. Labels are kept as strings and indexed into a label list
 (given, or the sorted distinct labels of the training file).
 """
 
-import csv
-import io
-import sys
-
 from gpt1_keras.tasks.base import DataError
 from gpt1_keras.tasks.base import Examples
 from gpt1_keras.tasks.base import at
 from gpt1_keras.tasks.base import check_not_empty
+from gpt1_keras.tasks.base import csv_rows
 from gpt1_keras.tasks.base import label_index
-from gpt1_keras.tasks.base import read_text
-
-csv.field_size_limit(sys.maxsize)
-
-
-def _reader(path, delimiter):
-    return csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter)
 
 
 def _rows(path, columns, delimiter):
-    reader = _reader(path, delimiter)
-    header = next(reader, None)
+    rows = csv_rows(path, delimiter=delimiter)
+    header_line, header = next(rows, (1, None))
     if header is None:
         raise DataError(f"{at(path)}: empty file; expected a header with {list(columns)}.")
     missing = [c for c in columns if c not in header]
     if missing:
-        raise DataError(f"{at(path, 1)}: the header lacks column(s) {missing}. Found: {header}.")
+        raise DataError(
+            f"{at(path, header_line)}: the header lacks column(s) {missing}. Found: {header}."
+        )
     index = {c: header.index(c) for c in columns}
-    for row in reader:
-        line = reader.line_num
-        if not row:
-            continue
+    for line, row in rows:
         if len(row) != len(header):
             raise DataError(
                 f"{at(path, line)}: expected {len(header)} fields (as the header), "
@@ -65,7 +54,7 @@ def read_csv_examples(path, text_columns, label_column, labels, delimiter=",",
     """
     if len(text_columns) not in (1, 2):
         raise ValueError(f"One or two text columns are supported. Received: {text_columns}")
-    header = next(_reader(path, delimiter), [])
+    header = next(csv_rows(path, delimiter=delimiter), (1, []))[1]
     has_labels = require_labels or label_column in header
     columns = list(text_columns) + ([label_column] if has_labels else []) + (
         [id_column] if id_column else [])

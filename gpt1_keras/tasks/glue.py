@@ -13,8 +13,6 @@ GPT1_SPEC trap 8).
 """
 
 import csv
-import io
-import sys
 
 from absl import logging
 
@@ -22,10 +20,8 @@ from gpt1_keras.tasks.base import DataError
 from gpt1_keras.tasks.base import Examples
 from gpt1_keras.tasks.base import at
 from gpt1_keras.tasks.base import check_not_empty
+from gpt1_keras.tasks.base import csv_rows
 from gpt1_keras.tasks.base import label_index
-from gpt1_keras.tasks.base import read_text
-
-csv.field_size_limit(sys.maxsize)
 
 
 def read_tsv(path, columns, has_header=True, num_fields=None, skip_malformed=False):
@@ -48,16 +44,15 @@ def read_tsv(path, columns, has_header=True, num_fields=None, skip_malformed=Fal
         DataError: a missing header column, a row with a different number of
             fields than the header, or a non-UTF-8 line; naming file and line.
     """
-    reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter="\t",
-                        quoting=csv.QUOTE_NONE)
+    rows = csv_rows(path, delimiter="\t", quoting=csv.QUOTE_NONE)
     if has_header:
-        header = next(reader, None)
+        header_line, header = next(rows, (1, None))
         if header is None:
             raise DataError(f"{at(path)}: empty file; expected a header with {list(columns)}.")
         missing = [c for c in columns if c not in header]
         if missing:
             raise DataError(
-                f"{at(path, 1)}: the header lacks column(s) {missing}. "
+                f"{at(path, header_line)}: the header lacks column(s) {missing}. "
                 f"Found: {header}."
             )
         index = {c: header.index(c) for c in columns}
@@ -65,10 +60,7 @@ def read_tsv(path, columns, has_header=True, num_fields=None, skip_malformed=Fal
     else:
         index = dict(columns)
     out = []
-    for row in reader:
-        line = reader.line_num
-        if not row:
-            continue  # a trailing blank line
+    for line, row in rows:
         if len(row) != num_fields:
             if skip_malformed:
                 logging.warning("%s: skipping a row of %d fields (expected %d).",

@@ -12,7 +12,7 @@ from gpt1_keras.tasks.base import Examples
 from gpt1_keras.tasks.base import at
 from gpt1_keras.tasks.base import check_not_empty
 from gpt1_keras.tasks.base import label_index
-from gpt1_keras.tasks.base import read_text
+from gpt1_keras.tasks.base import iter_lines
 
 
 def _records(path, fields):
@@ -22,7 +22,7 @@ def _records(path, fields):
         DataError: a line that is not a JSON object, or one missing a field of
             `fields` (naming file and line).
     """
-    for line, text in enumerate(read_text(path).split("\n"), start=1):
+    for line, text in enumerate(iter_lines(path), start=1):
         if not text.strip():
             continue
         try:

@@ -8,15 +8,12 @@ Each file is found under the authors' download name or the short name many
 copies use (`cloze_test_val__spring2016.csv`).
 """
 
-import csv
-import io
-
 from gpt1_keras.tasks.base import DataError
 from gpt1_keras.tasks.base import Examples
 from gpt1_keras.tasks.base import at
 from gpt1_keras.tasks.base import check_not_empty
+from gpt1_keras.tasks.base import csv_rows
 from gpt1_keras.tasks.base import label_index
-from gpt1_keras.tasks.base import read_text
 
 VAL_FILE = "cloze_test_val__spring2016 - cloze_test_ALL_val.csv"
 TEST_FILE = "cloze_test_test__spring2016 - cloze_test_ALL_test.csv"
@@ -44,20 +41,19 @@ def read_story_cloze(path, part="all"):
         DataError: a header lacking a column, a row with a different number
             of fields, or an `AnswerRightEnding` other than 1/2 (file, line).
     """
-    reader = csv.reader(io.StringIO(read_text(path), newline=""))
-    header = next(reader, None)
+    rows = csv_rows(path)
+    header_line, header = next(rows, (1, None))
     if header is None:
         raise DataError(f"{at(path)}: empty file; expected a header with {list(COLUMNS)}.")
     missing = [c for c in COLUMNS if c not in header]
     if missing:
-        raise DataError(f"{at(path, 1)}: the header lacks column(s) {missing}. Found: {header}.")
+        raise DataError(
+            f"{at(path, header_line)}: the header lacks column(s) {missing}. Found: {header}."
+        )
     index = {c: header.index(c) for c in COLUMNS}
     context, choices, labels, ids = [], [], [], []
     story = -1
-    for row in reader:
-        line = reader.line_num
-        if not row:
-            continue
+    for line, row in rows:
         if len(row) != len(header):
             raise DataError(
                 f"{at(path, line)}: expected {len(header)} comma-separated fields, "

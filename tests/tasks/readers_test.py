@@ -29,6 +29,19 @@ def _tsv(*rows):
     return ["\t".join(r) for r in rows]
 
 
+def _story_cloze_file(d, name, n, answer="1"):
+    path = os.path.join(d, name)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["InputStoryid", "InputSentence1", "InputSentence2",
+                    "InputSentence3", "InputSentence4", "RandomFifthSentenceQuiz1",
+                    "RandomFifthSentenceQuiz2", "AnswerRightEnding"])
+        for i in range(n):
+            w.writerow([f"id{i}", "Rick grew up.", "He was poor, sadly.", "S3.",
+                        "S4.", "He is happy.", "He is sad.", answer if i else "2"])
+    return path
+
+
 class GlueTest(absltest.TestCase):
     def setUp(self):
         self.dir = self.create_tempdir().full_path
@@ -192,6 +205,51 @@ class OfficialDevFormatsTest(absltest.TestCase):
         self.assertEqual(task.split("test").submission, "WNLI.tsv")
 
 
+class ByteOrderMarkAndBadBytesTest(absltest.TestCase):
+    """Every reader drops a leading UTF-8 BOM (as GLUE's MRPC files start with) and
+    names the file and line of bytes that are not UTF-8 or rows csv refuses."""
+
+    def _bom(self, path):
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(b"\xef\xbb\xbf" + data)
+        return path
+
+    def test_every_reader(self):
+        d = self.create_tempdir().full_path
+        self._bom(_write(d, "sst/train.tsv", _tsv(("label", "sentence"), ("1", "fine"))))
+        self.assertEqual(get_task("sst2").read(os.path.join(d, "sst"), "train").labels, [1])
+        self._bom(_write(d, "snli_1.0_dev.jsonl", [json.dumps(
+            {"gold_label": "neutral", "sentence1": "A.", "sentence2": "B."})]))
+        self.assertEqual(get_task("snli").read(d, "dev").labels, [1])
+        doc = {"answers": ["C"], "options": [["a", "b", "c", "d"]], "questions": ["Q?"],
+               "article": "Text."}
+        self._bom(_write(d, "dev/high/1.txt", [json.dumps(doc)]))
+        self.assertEqual(get_task("race").read(d, "dev").labels, [2])
+        self._bom(_write(d, "train.csv", ["stars,review", "pos,good"]))
+        self.assertEqual(csv_task(["review"], "stars", ["neg", "pos"]).read(d, "train").labels,
+                         [1])
+        self.assertEqual(csv_labels(os.path.join(d, "train.csv"), "stars"), ["pos"])
+        _story_cloze_file(d, VAL_FILE_SHORT, 5)
+        self._bom(os.path.join(d, VAL_FILE_SHORT))
+        self.assertEqual(get_task("story_cloze").read(d, "dev").ids, ["id0"])
+
+    def test_bad_bytes_and_line_of_a_runaway_quote(self):
+        d = self.create_tempdir().full_path
+        record = {"gold_label": "neutral", "sentence1": "A.", "sentence2": "B."}
+        path = _write(d, "snli_1.0_train.jsonl", [json.dumps(record)] * 2)
+        with open(path, "ab") as f:
+            f.write(b'{"gold_label": "caf\xe9"}\n')
+        with self.assertRaisesRegex(DataError, r"train.jsonl:3: not valid UTF-8 \(byte 0xe9 "
+                                               r"at column 20"):
+            get_task("snli").read(d, "train")
+        # An unclosed quote on line 3 swallows the rest: the error names line 3.
+        _write(d, "train.csv", ["review,stars", "ok,pos", 'a "quoted" word,"pos', "bad,neg"])
+        with self.assertRaisesRegex(DataError, r"train.csv:3: label .*'pos\\nbad,neg\\n'"):
+            csv_task(["review"], "stars", ["neg", "pos"]).read(d, "train")
+
+
 class JsonlTest(absltest.TestCase):
     def test_snli_skips_no_consensus_and_scitail(self):
         d = self.create_tempdir().full_path
@@ -248,16 +306,7 @@ class RaceTest(absltest.TestCase):
 
 class StoryClozeTest(absltest.TestCase):
     def _file(self, d, name, n, answer="1"):
-        path = os.path.join(d, name)
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["InputStoryid", "InputSentence1", "InputSentence2",
-                        "InputSentence3", "InputSentence4", "RandomFifthSentenceQuiz1",
-                        "RandomFifthSentenceQuiz2", "AnswerRightEnding"])
-            for i in range(n):
-                w.writerow([f"id{i}", "Rick grew up.", "He was poor, sadly.", "S3.",
-                            "S4.", "He is happy.", "He is sad.", answer if i else "2"])
-        return path
+        return _story_cloze_file(d, name, n, answer)
 
     def test_val_file_splits_and_test(self):
         d = self.create_tempdir().full_path
