@@ -1,166 +1,39 @@
-"""GPT-1's BPE tokenizer as an in-graph Keras preprocessing layer."""
+"""GPT-1's BPE tokenizer as an in-graph Keras preprocessing layer.
 
-import json
-import os
+`GPT1Tokenizer` composes three modules: `normalization` (the "openai" / "bert" text
+normalisation), `spacy_splitter` (spaCy's English rules, "openai" mode) and `bpe` (the
+merges and the word -> ids tables).
+"""
 
 import keras
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from gpt1_keras.tokenizers import spacy_english_rules
+from gpt1_keras.tokenizers import normalization as normalization_lib
+from gpt1_keras.tokenizers.bpe import ASSETS_DIR  # noqa: F401 (public constant)
+from gpt1_keras.tokenizers.bpe import DEFAULT_MERGES  # noqa: F401 (public constant)
+from gpt1_keras.tokenizers.bpe import DEFAULT_VOCABULARY  # noqa: F401 (public constant)
+from gpt1_keras.tokenizers.bpe import END_OF_WORD
+from gpt1_keras.tokenizers.bpe import UNK_TOKEN
+from gpt1_keras.tokenizers.bpe import BytePairEncoder
+from gpt1_keras.tokenizers.bpe import load_merges
+from gpt1_keras.tokenizers.bpe import load_vocabulary
+from gpt1_keras.tokenizers.normalization import NORMALIZATIONS
+from gpt1_keras.tokenizers.normalization import fix_text  # noqa: F401 (public function)
+from gpt1_keras.tokenizers.ragged_utils import ragged_where
+from gpt1_keras.tokenizers.ragged_utils import static_table
+from gpt1_keras.tokenizers.spacy_splitter import SpacySplitter
 
-ASSETS_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "gpt1_bpe"
-)
-DEFAULT_VOCABULARY = os.path.join(ASSETS_DIR, "encoder_bpe_40000.json")
-DEFAULT_MERGES = os.path.join(ASSETS_DIR, "vocab_40000.bpe")
-
-END_OF_WORD = "</w>"
-UNK_TOKEN = "<unk>"
 NEWLINE_TOKEN = "\n" + END_OF_WORD
 START_TOKEN = "_start_"
 DELIMITER_TOKEN = "_delimiter_"
 CLASSIFY_TOKEN = "_classify_"
 SPECIAL_TOKENS = (START_TOKEN, DELIMITER_TOKEN, CLASSIFY_TOKEN)
-NORMALIZATIONS = ("openai", "bert")
 ERRORS = ("strict", "replace")
-
-# Merge-table values pack `rank * _RANK_SCALE + merged_symbol` in an int64.
-_RANK_SCALE = 2**24
-# Above any packed value: "this pair never merges".
-_NO_MERGE = 2**62
-
-# --- Character classes (RE2 syntax) ------------------------------------------------------
-# Python's `\s` / `str.isspace()` (the original `text_standardize` runs on Python strings).
-_PY_SPACE = (
-    r"\t\n\x{0B}\x{0C}\r\x{1C}-\x{1F} \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}"
-    r"\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
-)
-_PY_SPACE_NO_NEWLINE = (
-    r"\t\x{0B}\x{0C}\r\x{1C}-\x{1F} \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}"
-    r"\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
-)
-# ftfy's `remove_control_chars` set (C0 controls other than \t \n \f \r, DEL, bidi/format
-# controls, BOM, interlinear annotations, musical/tag controls).
-_FTFY_CONTROL = (
-    r"[\x00-\x08\x{0B}\x{0E}-\x{1F}\x{7F}\x{206A}-\x{206F}\x{FEFF}\x{FFF9}-\x{FFFC}"
-    r"\x{1D173}-\x{1D17A}\x{E0000}-\x{E007F}]"
-)
-# BERT (HF `BertNormalizer`): control characters are dropped, other whitespace becomes " ".
-_BERT_CONTROL = r"[\x00-\x08\x{0B}\x{0C}\x{0E}-\x{1F}\x{7F}-\x{9F}\p{Cf}\p{Co}\x{FFFD}]"
-_BERT_SPACE = (
-    r"[\t\n\r\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}]"
-)
-_BERT_CJK = (
-    r"([\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}"
-    r"\x{2B740}-\x{2B81F}\x{2B820}-\x{2CEAF}\x{F900}-\x{FAFF}\x{2F800}-\x{2FA1F}])"
-)
-# `char::is_ascii_punctuation() || char::is_punctuation()` in HF's `BertPreTokenizer`.
-_BERT_PUNCT = r"[!-/:-@\[-`{-~\p{P}]"
-
-# ftfy `fix_latin_ligatures` (the Latin ligatures with an ASCII decomposition).
-_LIGATURES = {
-    "\u0132": "IJ", "\u0133": "ij", "\u0149": "\u02bcn", "\u01c4": "D\u017d",
-    "\u01c5": "D\u017e", "\u01c6": "d\u017e", "\u01c7": "LJ", "\u01c8": "Lj",
-    "\u01c9": "lj", "\u01ca": "NJ", "\u01cb": "Nj", "\u01cc": "nj", "\u01f1": "DZ",
-    "\u01f2": "Dz", "\u01f3": "dz", "\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl",
-    "\ufb03": "ffi", "\ufb04": "ffl", "\ufb05": "\u017ft", "\ufb06": "st",
-}
-# A few HTML entities that ftfy's `unescape_html` resolves (only in text without "<").
-_HTML_ENTITIES = (
-    ("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#39;", "'"), ("&apos;", "'"),
-    ("&nbsp;", "\u00a0"), ("&amp;", "&"),
-)
-
-
-def fix_text(texts):
-    """Runs `ftfy.fix_text` over strings, in Python (not in a graph).
-
-    `GPT1Tokenizer(normalization="openai")` applies the parts of ftfy that are plain
-    character rules in-graph (see the class docstring); the rest of ftfy (mojibake repair,
-    full HTML unescaping, ...) needs Python. Call this on raw text before the tokenizer (for
-    example in a generator feeding `tf.data`) to get the original encoder's cleaning exactly.
-
-    Args:
-        texts: a `str`, or an iterable of `str`.
-
-    Returns:
-        The fixed `str`, or a list of them.
-    """
-    try:
-        import ftfy
-    except ImportError as e:
-        raise ImportError(
-            "`fix_text` needs the `ftfy` package (`pip install ftfy`)."
-        ) from e
-    if isinstance(texts, str):
-        return ftfy.fix_text(texts)
-    return [ftfy.fix_text(t) for t in texts]
-
-
-def _load_vocabulary(vocabulary):
-    if vocabulary is None:
-        vocabulary = DEFAULT_VOCABULARY
-    if isinstance(vocabulary, str):
-        with open(vocabulary, encoding="utf-8") as f:
-            vocabulary = json.load(f)
-    if not isinstance(vocabulary, dict) or not vocabulary:
-        raise ValueError(
-            "`vocabulary` must be a path to an encoder JSON file or a non-empty dict "
-            f"mapping tokens to ids. Received: vocabulary={type(vocabulary)}"
-        )
-    ids = sorted(vocabulary.values())
-    if ids != list(range(len(ids))):
-        raise ValueError(
-            "`vocabulary` ids must be exactly 0..n-1, each used once. "
-            f"Received {len(ids)} tokens with ids from {ids[0]} to {ids[-1]}."
-        )
-    if UNK_TOKEN not in vocabulary:
-        raise ValueError(
-            f"`vocabulary` must contain the unknown token {UNK_TOKEN!r}."
-        )
-    return dict(vocabulary)
-
-
-def _load_merges(merges):
-    if merges is None:
-        merges = DEFAULT_MERGES
-    if isinstance(merges, str):
-        with open(merges, encoding="utf-8") as f:
-            merges = f.read().split("\n")
-        merges = [m for m in merges if m and not m.startswith("#version")]
-    pairs = []
-    for merge in merges:
-        pair = tuple(merge.split()) if isinstance(merge, str) else tuple(merge)
-        if len(pair) != 2:
-            raise ValueError(
-                "Each merge must be two symbols separated by a space. "
-                f"Received: merge={merge!r}"
-            )
-        pairs.append(pair)
-    return pairs
-
-
-def _static_table(keys, values, key_dtype, value_dtype, default):
-    return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(keys, dtype=key_dtype), tf.constant(values, dtype=value_dtype)
-        ),
-        default_value=tf.constant(default, dtype=value_dtype),
-    )
-
-
-def _select_rows(groups, num_rows):
-    """Interleaves ragged row groups back into one `[num_rows, None]` ragged tensor.
-
-    `groups` is a list of `(positions, rows)`: `rows[i]` belongs at `positions[i]`; the
-    positions of all groups together are a permutation of `range(num_rows)`.
-    """
-    positions = tf.concat([tf.cast(p, tf.int64) for p, _ in groups], axis=0)
-    rows = tf.concat([r for _, r in groups], axis=0)
-    order = tf.math.invert_permutation(positions)
-    del num_rows  # The permutation has exactly `num_rows` entries.
-    return tf.gather(rows, order)
+# What `special_tokens_in_strings=True` matches: the special tokens of Hugging Face's
+# `OpenAIGPTTokenizer(Fast)` for openai-gpt, which has only `unk_token`. GPT-1's `_start_`,
+# `_delimiter_`, `_classify_` are not in HF's vocabulary and are never matched unless listed.
+HF_SPECIAL_TOKENS = (UNK_TOKEN,)
 
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
@@ -197,6 +70,8 @@ class GPT1Tokenizer(keras.layers.Layer):
       BERT normalisation (drop control characters, whitespace to spaces, spaces around CJK
       characters, NFD and strip accents, lower-case) and BERT pre-tokenisation (split on
       whitespace and around every punctuation character). Newlines are plain whitespace.
+      `<unk>` written in the text is the token `<unk>`, as in HF (see
+      `special_tokens_in_strings`).
 
     Bad input: strings must be valid UTF-8. With `errors="strict"` (default) an invalid
     string raises `tf.errors.InvalidArgumentError` naming the problem; with
@@ -216,6 +91,16 @@ class GPT1Tokenizer(keras.layers.Layer):
         sequence_length: `None` for ragged output, or an int: outputs are dense
             `[batch, sequence_length]`, truncated or padded with `pad_token_id`.
         errors: `"strict"` or `"replace"`: what to do with invalid UTF-8.
+        special_tokens_in_strings: which special tokens written literally in the text
+            become their own ids (the rest of the text around them is tokenised as
+            usual; the match is exact and case-sensitive, on the raw text). `None` (the
+            default): `True` in `"bert"` mode, `False` in `"openai"` mode. `False`: none,
+            `<unk>` is split like any text (`<`, `unk`, `>`), as the original encoder
+            does. `True`: the special tokens of HF's `OpenAIGPTTokenizer(Fast)`, which is
+            only `<unk>` (id 0), as HF does. A list of tokens (e.g. `["<unk>", "_start_",
+            "_delimiter_", "_classify_"]`): exactly those, each of which must be in the
+            vocabulary. GPT-1's `_start_`, `_delimiter_`, `_classify_` in user text are
+            matched only this way, so text cannot inject them by accident.
         **kwargs: standard `keras.layers.Layer` arguments (`name`, ...).
 
     Call arguments:
@@ -240,18 +125,32 @@ class GPT1Tokenizer(keras.layers.Layer):
 
     Example:
 
-    ```python
-    tokenizer = GPT1Tokenizer()
-    tokenizer(["Hello, world!", "Don't panic."])
-    # <tf.RaggedTensor [[3570, 240, 2185, 267], [587, 1467, 10003, 239]]>
-    tokenizer.detokenize(tokenizer("Don't panic."))
-    # "do n't panic ."
+    >>> tokenizer = GPT1Tokenizer()
+    >>> tokenizer(["Hello, world!", "Don't panic."]).to_list()
+    [[3570, 240, 1276, 267], [587, 538, 3627, 239]]
+    >>> tokenizer.detokenize(tokenizer("Don't panic.")).numpy().decode()
+    "do n't panic ."
 
-    # Inside tf.data, padded for a model with 512 positions.
-    tokenizer = GPT1Tokenizer(sequence_length=512)
-    ds = tf.data.TextLineDataset("corpus.txt").batch(64)
-    ds = ds.map(tokenizer, num_parallel_calls=tf.data.AUTOTUNE)
-    ```
+    Literal special tokens: `"bert"` mode reads `<unk>` in the text as the token, like HF;
+    `"openai"` mode splits it, like the original encoder; GPT-1's own special tokens are
+    matched only when listed.
+
+    >>> GPT1Tokenizer(normalization="bert")("a <unk> b").numpy().tolist()
+    [246, 0, 259]
+    >>> tokenizer("a <unk> b").numpy().tolist()
+    [246, 295, 2530, 290, 259]
+    >>> GPT1Tokenizer(normalization="bert")("_start_").numpy().tolist()
+    [279, 1759, 279]
+    >>> GPT1Tokenizer(special_tokens_in_strings=["_start_"])("_start_ hi").numpy().tolist()
+    [40478, 3569]
+
+    Inside `tf.data`, padded for a model with 8 positions:
+
+    >>> tokenizer = GPT1Tokenizer(sequence_length=8)
+    >>> ds = tf.data.Dataset.from_tensor_slices(["Hello, world!", "Don't panic."])
+    >>> ds = ds.batch(2).map(tokenizer, num_parallel_calls=tf.data.AUTOTUNE)
+    >>> next(iter(ds)).numpy().tolist()
+    [[3570, 240, 1276, 267, 0, 0, 0, 0], [587, 538, 3627, 239, 0, 0, 0, 0]]
     """
 
     def __init__(
@@ -261,6 +160,7 @@ class GPT1Tokenizer(keras.layers.Layer):
         normalization="openai",
         sequence_length=None,
         errors="strict",
+        special_tokens_in_strings=None,
         **kwargs,
     ):
         if normalization not in NORMALIZATIONS:
@@ -291,96 +191,60 @@ class GPT1Tokenizer(keras.layers.Layer):
         self.normalization = normalization
         self.sequence_length = sequence_length
         self.errors = errors
+        self.special_tokens_in_strings = special_tokens_in_strings
 
-        vocab = _load_vocabulary(vocabulary)
-        pairs = _load_merges(merges)
-        self._build_tables(vocab, pairs)
-
-    # --- Tables ----------------------------------------------------------------------------
-
-    def _build_tables(self, vocab, pairs):
-        tokens = [None] * len(vocab)
-        for token, i in vocab.items():
-            tokens[i] = token
-        self._vocab_size = len(tokens)
+        # --- Vocabulary: the BPE's tokens, then `_start_`, `_delimiter_`, `_classify_`.
+        vocab = load_vocabulary(vocabulary)
+        self._bpe = BytePairEncoder(vocab, load_merges(merges), reserved_tokens=SPECIAL_TOKENS)
+        tokens = sorted(vocab, key=vocab.get)
+        tokens += [t for t in SPECIAL_TOKENS if t not in vocab]
+        self._tokens = tokens
+        token_ids = {t: i for i, t in enumerate(tokens)}
         self.unk_token_id = vocab[UNK_TOKEN]
         self.pad_token_id = self.unk_token_id
         self.newline_token_id = vocab.get(NEWLINE_TOKEN)
-        special_ids = []
-        for special in SPECIAL_TOKENS:
-            if special not in vocab:
-                vocab[special] = len(tokens)
-                tokens.append(special)
-            special_ids.append(vocab[special])
-        self.start_token_id, self.delimiter_token_id, self.classify_token_id = special_ids
-        self._tokens = tokens
-
-        # Symbols of the merge loop are ints: the vocabulary ids, then any merge symbol the
-        # vocabulary lacks (it can still merge further; it becomes <unk> in the output).
-        symbols = dict(vocab)
-        for a, b in pairs:
-            for s in (a, b, a + b):
-                if s not in symbols:
-                    symbols[s] = len(symbols)
-        if len(symbols) >= _RANK_SCALE:
-            raise ValueError(
-                f"Vocabulary too large for the merge table: {len(symbols)} symbols, "
-                f"{len(pairs)} merges."
-            )
-        self._num_symbols = len(symbols)
-        self._symbol_table = _static_table(
-            list(symbols.keys()), list(symbols.values()), tf.string, tf.int64, -1
-        )
-        merge_keys, merge_values, seen = [], [], set()
-        for rank, (a, b) in enumerate(pairs):
-            key = symbols[a] * self._num_symbols + symbols[b]
-            if key in seen:  # A repeated merge keeps its first (lowest) rank.
-                continue
-            seen.add(key)
-            merge_keys.append(key)
-            merge_values.append(rank * _RANK_SCALE + symbols[a + b])
-        if not merge_keys:
-            merge_keys, merge_values = [-1], [_NO_MERGE]
-        self._merge_table = _static_table(
-            merge_keys, merge_values, tf.int64, tf.int64, _NO_MERGE
+        self.start_token_id, self.delimiter_token_id, self.classify_token_id = (
+            token_ids[t] for t in SPECIAL_TOKENS
         )
         self._token_strings = tf.constant(
             [t + END_OF_WORD if t in SPECIAL_TOKENS else t for t in tokens]
         )
+        self._splitter = SpacySplitter() if normalization == "openai" else None
 
-        # Word -> ids cache for every whole word of the vocabulary, computed once with the
-        # same merge loop used for other words at call time.
-        words = sorted(
-            {
-                t[: -len(END_OF_WORD)]
-                for t in tokens
-                if t.endswith(END_OF_WORD) and len(t) > len(END_OF_WORD)
-            }
-        )
-        if words:
-            rows = self._bpe(tf.constant(words))
-        else:
-            words = [""]
-            rows = tf.RaggedTensor.from_row_lengths(
-                tf.constant([self.unk_token_id], tf.int32), tf.constant([1], tf.int64)
+        # --- Special tokens written literally in the text.
+        self._literal_tokens = self._literal_special_tokens(token_ids)
+        if self._literal_tokens:
+            # Longest first: RE2 alternation takes the first alternative that matches.
+            by_length = sorted(self._literal_tokens, key=len, reverse=True)
+            self._literal_pattern = "|".join(_re2_escape(t) for t in by_length)
+            self._literal_table = static_table(
+                list(self._literal_tokens),
+                [token_ids[t] for t in self._literal_tokens],
+                tf.string,
+                tf.int32,
+                -1,
             )
-        self._word_table = _static_table(
-            words, list(range(len(words))), tf.string, tf.int64, -1
-        )
-        self._word_ids = tf.constant(rows.values)
-        self._word_splits = tf.constant(rows.row_splits)
 
-        # spaCy's English exception table ("don't" -> "do", "n't"; "Mr." -> "Mr.").
-        special_cases = spacy_english_rules.SPECIAL_CASES
-        keys = sorted(special_cases)
-        self._special_case_table = _static_table(
-            keys, list(range(len(keys))), tf.string, tf.int64, -1
-        )
-        pieces = [special_cases[k] for k in keys]
-        self._special_case_pieces = tf.constant([p for row in pieces for p in row])
-        self._special_case_splits = tf.constant(
-            [0] + list(_cumsum(len(row) for row in pieces)), tf.int64
-        )
+    def _literal_special_tokens(self, token_ids):
+        """`special_tokens_in_strings` -> the tuple of tokens matched in the text."""
+        value = self.special_tokens_in_strings
+        if value is None:
+            value = self.normalization == "bert"
+        if isinstance(value, bool):
+            return HF_SPECIAL_TOKENS if value else ()
+        if not isinstance(value, (list, tuple)) or not all(isinstance(t, str) for t in value):
+            raise ValueError(
+                "`special_tokens_in_strings` must be None, a bool or a list of token "
+                f"strings. Received: special_tokens_in_strings={value!r}"
+            )
+        tokens = tuple(dict.fromkeys(value))
+        for token in tokens:
+            if token not in token_ids:
+                raise ValueError(
+                    "`special_tokens_in_strings` lists a token that is not in the "
+                    f"vocabulary. Received: {token!r}"
+                )
+        return tokens
 
     # --- Public helpers --------------------------------------------------------------------
 
@@ -407,10 +271,12 @@ class GPT1Tokenizer(keras.layers.Layer):
 
     # --- Call ------------------------------------------------------------------------------
 
+    # --- Call ------------------------------------------------------------------------------
+
     def call(self, inputs, sequence_length=None):
         inputs, scalar = self._check_inputs(inputs)
         with tf.device("cpu"):
-            ids = self._tokenize(inputs)
+            ids = self._tokenize(self._check_utf8(inputs))
             sequence_length = sequence_length or self.sequence_length
             if sequence_length is not None:
                 ids = ids.to_tensor(
@@ -428,12 +294,14 @@ class GPT1Tokenizer(keras.layers.Layer):
         Returns a string `tf.RaggedTensor` `[batch, None]` (or `[None]` for a scalar).
         `detokenize(tokenize(x))` equals these words joined by single spaces whenever every
         character is in the vocabulary (otherwise the missing ones come back as `<unk>`).
+        A special token matched in the text (`special_tokens_in_strings`) is one word.
         """
         inputs, scalar = self._check_inputs(inputs)
         with tf.device("cpu"):
             inputs = self._check_utf8(inputs)
-            chunks = self._chunks(inputs)
-            words = self._split_chunks(chunks)
+            words = self._with_literal_tokens(
+                inputs, self._words, lambda pieces, _: _rows_of_one(pieces)
+            )
             if scalar:
                 words = words[0]
         return words
@@ -482,6 +350,7 @@ class GPT1Tokenizer(keras.layers.Layer):
                 "normalization": self.normalization,
                 "sequence_length": self.sequence_length,
                 "errors": self.errors,
+                "special_tokens_in_strings": self.special_tokens_in_strings,
             }
         )
         return config
@@ -490,8 +359,6 @@ class GPT1Tokenizer(keras.layers.Layer):
         sequence_length = sequence_length or self.sequence_length
         shape = (inputs.shape[0], sequence_length)
         return keras.KerasTensor(shape, dtype="int32")
-
-    # --- Internals -------------------------------------------------------------------------
 
     def _check_inputs(self, inputs):
         if isinstance(inputs, tf.RaggedTensor):
@@ -541,389 +408,81 @@ class GPT1Tokenizer(keras.layers.Layer):
             return tf.identity(inputs)
 
     def _tokenize(self, inputs):
-        inputs = self._check_utf8(inputs)
+        """`[B]` valid UTF-8 strings -> `[B, None]` int32 ids."""
+        return self._with_literal_tokens(
+            inputs, self._encode, lambda _, ids: _rows_of_one(ids)
+        )
+
+    def _with_literal_tokens(self, inputs, fn, special_fn):
+        """Applies `fn` (`[N]` strings -> `[N, None]`) around literal special tokens.
+
+        Without `special_tokens_in_strings` this is `fn(inputs)`. With it, each string is
+        cut at the special tokens it contains (as HF's added-token matching does, on the
+        raw text before any normalisation): `fn` maps the text between them, and
+        `special_fn(pieces, ids)` gives the rows of the special tokens themselves.
+        """
+        if not self._literal_tokens:
+            return fn(inputs)
+        pattern = self._literal_pattern
+
+        def split():
+            pieces = tf_text.regex_split(inputs, pattern, pattern)  # [B, P]
+            flat = pieces.flat_values
+            ids = self._literal_table.lookup(flat)
+            is_special = ids >= 0
+            rows = ragged_where(is_special, special_fn(flat, ids), fn(flat))  # [P, T]
+            return pieces.with_flat_values(rows).merge_dims(1, 2)
+
+        # Most batches hold no special token: they skip the split.
+        found = tf.strings.regex_full_match(inputs, f"(?s).*({pattern}).*")
+        return tf.cond(tf.reduce_any(found), split, lambda: fn(inputs))
+
+    def _encode(self, inputs):
+        """`[B]` strings (no literal special tokens) -> `[B, None]` int32 ids."""
         chunks = self._chunks(inputs)  # [B, C] strings.
         # Each distinct chunk is split and encoded once.
         unique_chunks, chunk_index = tf.unique(chunks.flat_values)
         words = self._split_unique_chunks(unique_chunks)  # [U, W]
-        ids = self._encode_words(words.flat_values)  # [total W, T]
+        ids = self._bpe.encode_words(words.flat_values)  # [total W, T]
         chunk_ids = tf.RaggedTensor.from_row_splits(ids, words.row_splits)
         chunk_ids = chunk_ids.merge_dims(1, 2)  # [U, T]
         ids = tf.gather(chunk_ids, chunk_index)  # [total C, T]
-        ids = chunks.with_flat_values(ids).merge_dims(1, 2)  # [B, T]
-        return ids
+        return chunks.with_flat_values(ids).merge_dims(1, 2)  # [B, T]
 
-    def _split_chunks(self, chunks):
+    def _words(self, inputs):
+        """`[B]` strings (no literal special tokens) -> `[B, None]` words BPE sees."""
+        chunks = self._chunks(inputs)
         unique_chunks, chunk_index = tf.unique(chunks.flat_values)
         words = self._split_unique_chunks(unique_chunks)
         words = tf.gather(words, chunk_index)
         return chunks.with_flat_values(words).merge_dims(1, 2)
 
+    def _chunks(self, inputs):
+        """Normalises `[B]` strings and splits them at spaces into `[B, None]` chunks."""
+        text = normalization_lib.normalize(inputs, self.normalization)
+        return normalization_lib.split_at_spaces(text)
+
     def _split_unique_chunks(self, chunks):
-        words = self._pre_tokenize_chunks(chunks)
+        """Unique non-empty chunks -> `[U, None]` lower-cased words."""
+        if self.normalization == "bert":
+            words = normalization_lib.split_bert_punctuation(chunks)
+        else:
+            words = self._splitter.split(chunks)
         return words.with_flat_values(
             tf.strings.lower(words.flat_values, encoding="utf-8")
         )
 
-    # --- Normalisation ---------------------------------------------------------------------
 
-    def _chunks(self, inputs):
-        """Normalises `[B]` strings and splits them at spaces into `[B, None]` chunks."""
-        if self.normalization == "openai":
-            text = _text_standardize(_ftfy_rules(inputs))
-        else:
-            text = _bert_normalize(inputs)
-        chunks = tf.strings.split(text, sep=" ")
-        return tf.ragged.boolean_mask(chunks, tf.strings.length(chunks) > 0)
-
-    def _pre_tokenize_chunks(self, chunks):
-        """Splits unique non-empty chunks (no spaces) into words: `[U, None]`."""
-        if self.normalization == "bert":
-            return tf_text.regex_split(chunks, _BERT_PUNCT, _BERT_PUNCT)
-        return self._spacy_split(chunks)
-
-    def _spacy_split(self, chunks):
-        """spaCy's English tokenizer on unique space-free chunks: `[U, None]`."""
-        num = tf.shape(chunks, out_type=tf.int64)[0]
-        special = self._special_case_table.lookup(chunks)
-        simple = tf.logical_and(
-            tf.strings.regex_full_match(chunks, spacy_english_rules.SIMPLE_RE2),
-            special < 0,
-        )
-        # A word and one trailing suffix character ("word." "word:" "word'"): spaCy
-        # splits off the character, then the word is a special case or stays whole.
-        suffixed = tf.logical_and(
-            tf.strings.regex_full_match(chunks, r"[a-z]+\.|\p{L}+[:']"),
-            special < 0,
-        )
-        other = tf.logical_not(simple | suffixed)
-        simple_pos = tf.where(simple)[:, 0]
-        suffixed_pos = tf.where(suffixed)[:, 0]
-        other_pos = tf.where(other)[:, 0]
-        simple_rows = tf.RaggedTensor.from_row_lengths(
-            tf.gather(chunks, simple_pos), tf.ones_like(simple_pos)
-        )
-        suffixed_chunks = tf.gather(chunks, suffixed_pos)
-        size = tf.strings.length(suffixed_chunks)  # The suffix is one ASCII byte.
-        head = tf.strings.substr(suffixed_chunks, tf.zeros_like(size), size - 1)
-        tail = tf.strings.substr(suffixed_chunks, size - 1, tf.ones_like(size))
-        head_rows = _ragged_where(
-            self._is_special(head),
-            self._special_rows(head),
-            tf.RaggedTensor.from_row_lengths(head, tf.ones_like(suffixed_pos)),
-        )
-        suffixed_rows = tf.concat(
-            [head_rows, tf.RaggedTensor.from_row_lengths(tail, tf.ones_like(suffixed_pos))],
-            axis=1,
-        )
-        other_rows = self._spacy_affixes(tf.gather(chunks, other_pos))
-        return _select_rows(
-            [
-                (simple_pos, simple_rows),
-                (suffixed_pos, suffixed_rows),
-                (other_pos, other_rows),
-            ],
-            num,
-        )
-
-    def _is_special(self, strings):
-        return self._special_case_table.lookup(strings) >= 0
-
-    def _special_rows(self, strings):
-        index = self._special_case_table.lookup(strings)
-        found = index >= 0
-        index = tf.maximum(index, 0)
-        starts = tf.gather(self._special_case_splits, index)
-        limits = tf.where(
-            found, tf.gather(self._special_case_splits, index + 1), starts
-        )
-        positions = tf.ragged.range(starts, limits)
-        return tf.gather(self._special_case_pieces, positions)
-
-    def _spacy_affixes(self, strings):
-        """spaCy's `_split_affixes` + `_attach_tokens`, vectorised over strings."""
-        rules = spacy_english_rules
-        n = tf.size(strings)
-
-        def strip(s, start, end):
-            start = tf.broadcast_to(start, tf.shape(s))
-            return tf.strings.substr(s, start, tf.strings.length(s) - start - end)
-
-        def cond(i, s, active, prefixes, suffixes):
-            return tf.reduce_any(active)
-
-        def body(i, s, active, prefixes, suffixes):
-            size = tf.strings.length(s)
-            active = tf.logical_and(active, size > 0)
-            active = tf.logical_and(active, tf.logical_not(self._is_special(s)))
-            has_pre = tf.logical_and(
-                active, tf.strings.regex_full_match(s, rules.PREFIX_MATCH_RE2)
-            )
-            pre = tf.where(
-                has_pre,
-                tf.strings.regex_replace(s, rules.PREFIX_CAPTURE_RE2, r"\1"),
-                "",
-            )
-            pre_len = tf.strings.length(pre)
-            minus_pre = tf.strings.substr(s, pre_len, size - pre_len)
-            pre_special = (
-                has_pre & (tf.strings.length(minus_pre) > 0) & self._is_special(minus_pre)
-            )
-            rest = minus_pre
-            has_suf = (
-                active
-                & tf.logical_not(pre_special)
-                & tf.strings.regex_full_match(rest, rules.SUFFIX_MATCH_RE2)
-            )
-            suf = tf.where(
-                has_suf,
-                tf.strings.regex_replace(rest, rules.SUFFIX_CAPTURE_RE2, rules.SUFFIX_REWRITE),
-                "",
-            )
-            suf_len = tf.strings.length(suf)
-            minus_suf = strip(s, 0, suf_len)
-            suf_special = (
-                has_suf & (tf.strings.length(minus_suf) > 0) & self._is_special(minus_suf)
-            )
-            both = has_pre & has_suf & tf.logical_not(suf_special) & (
-                pre_len + suf_len <= size
-            )
-            only_pre = has_pre & tf.logical_not(both) & tf.logical_not(suf_special)
-            only_suf = has_suf & tf.logical_not(both) & tf.logical_not(pre_special)
-            push_pre = pre_special | both | only_pre
-            push_suf = suf_special | both | only_suf
-            new_s = tf.where(
-                both,
-                strip(s, pre_len, suf_len),
-                tf.where(push_pre, minus_pre, tf.where(push_suf, minus_suf, s)),
-            )
-            prefixes = prefixes.write(i, tf.where(push_pre, pre, ""))
-            suffixes = suffixes.write(i, tf.where(push_suf, suf, ""))
-            changed = tf.strings.length(new_s) != size
-            active = (
-                active
-                & changed
-                & tf.logical_not(pre_special | suf_special)
-                & (tf.strings.length(new_s) > 0)
-                & tf.logical_not(self._is_special(new_s))
-            )
-            return i + 1, new_s, active, prefixes, suffixes
-
-        # Row 0 is a no-op so that `stack()` never sees an empty array.
-        prefixes = tf.TensorArray(tf.string, size=1, dynamic_size=True, element_shape=[None])
-        suffixes = tf.TensorArray(tf.string, size=1, dynamic_size=True, element_shape=[None])
-        prefixes = prefixes.write(0, tf.fill([n], ""))
-        suffixes = suffixes.write(0, tf.fill([n], ""))
-        _, middle, _, prefixes, suffixes = tf.while_loop(
-            cond,
-            body,
-            (tf.constant(1), strings, tf.ones([n], tf.bool), prefixes, suffixes),
-        )
-        # [n, iterations]: prefixes in order, suffixes in reverse order.
-        prefixes = tf.transpose(tf.reshape(prefixes.stack(), [-1, n]))
-        suffixes = tf.reverse(tf.transpose(tf.reshape(suffixes.stack(), [-1, n])), [1])
-
-        # The middle: a special case, or split at infixes.
-        is_special = self._is_special(middle)
-        special_rows = self._special_rows(tf.where(is_special, middle, ""))
-        infixed = middle
-        for pattern, rewrite in rules.INFIX_REPLACEMENTS:
-            infixed = tf.strings.regex_replace(infixed, pattern, rewrite)
-        infix_rows = tf.strings.split(infixed, sep=" ")
-        middle_rows = _ragged_where(is_special, special_rows, infix_rows)
-
-        pieces = tf.concat(
-            [tf.RaggedTensor.from_tensor(prefixes), middle_rows,
-             tf.RaggedTensor.from_tensor(suffixes)],
-            axis=1,
-        )
-        pieces = tf.ragged.boolean_mask(pieces, tf.strings.length(pieces) > 0)
-
-        # spaCy's special-case matcher: runs of tokens inside a chunk that spell the
-        # affix-split form of a special case are re-tokenized (`x''` -> `x`, `''`).
-        joined = tf.strings.reduce_join(pieces, axis=1, separator=" ")
-        joined = tf.strings.join([" ", joined, " "])
-        found = tf.strings.regex_full_match(joined, rules.MATCHER_ANY_RE2)
-
-        def retokenize():
-            text = joined
-            for pattern, rewrite in rules.MATCHER_REPLACEMENTS:
-                # Twice: neighbouring matches share the separating space.
-                text = tf.strings.regex_replace(text, pattern, rewrite)
-                text = tf.strings.regex_replace(text, pattern, rewrite)
-            pieces = tf.strings.split(text, sep=" ")
-            return tf.ragged.boolean_mask(pieces, tf.strings.length(pieces) > 0)
-
-        return tf.cond(tf.reduce_any(found), retokenize, lambda: pieces)
-
-    # --- BPE -------------------------------------------------------------------------------
-
-    def _encode_words(self, words):
-        """`[N]` non-empty lower-cased words -> `[N, None]` int32 ids."""
-        unique_words, word_index = tf.unique(words)
-        row = self._word_table.lookup(unique_words)
-        hit = row >= 0
-        hit_pos = tf.where(hit)[:, 0]
-        miss_pos = tf.where(tf.logical_not(hit))[:, 0]
-        hit_row = tf.gather(row, hit_pos)
-        hit_rows = tf.gather(
-            self._word_ids,
-            tf.ragged.range(
-                tf.gather(self._word_splits, hit_row),
-                tf.gather(self._word_splits, hit_row + 1),
-            ),
-        )
-        miss_rows = self._bpe(tf.gather(unique_words, miss_pos))
-        rows = _select_rows(
-            [(hit_pos, hit_rows), (miss_pos, miss_rows)], tf.size(unique_words)
-        )
-        return tf.gather(rows, word_index)
-
-    def _bpe(self, words):
-        """The BPE merge loop: `[N]` non-empty words -> `[N, None]` int32 ids."""
-        chars = tf.strings.unicode_split(words, "UTF-8")
-        values = chars.values
-        last = chars.row_splits[1:] - 1
-        is_last = tf.scatter_nd(
-            last[:, tf.newaxis],
-            tf.ones_like(last, dtype=tf.bool),
-            tf.shape(values, out_type=tf.int64),
-        )
-        values = tf.where(is_last, values + END_OF_WORD, values)
-        symbols = self._symbol_table.lookup(values)
-        word_index = chars.value_rowids()
-        num_words = tf.shape(words, out_type=tf.int64)[0]
-        num_symbols = tf.constant(self._num_symbols, tf.int64)
-
-        def cond(symbols, word_index, done):
-            return tf.logical_not(done)
-
-        def body(symbols, word_index, done):
-            left, right = symbols[:-1], symbols[1:]
-            same_word = tf.equal(word_index[:-1], word_index[1:])
-            valid = same_word & (left >= 0) & (right >= 0)
-            packed = self._merge_table.lookup(left * num_symbols + right)
-            packed = tf.where(valid, packed, _NO_MERGE)
-            rank = packed // _RANK_SCALE
-            min_rank = tf.math.unsorted_segment_min(
-                rank, word_index[:-1], num_words
-            )
-            best = tf.equal(rank, tf.gather(min_rank, word_index[:-1])) & (
-                packed < _NO_MERGE
-            )
-            # Merge the lowest-ranked pair, left to right, never two overlapping pairs in
-            # one step ("a a a" -> "aa a"; the next step merges what is left).
-            previous = tf.concat([[False], best[:-1]], axis=0)
-            merge = tf.logical_and(best, tf.logical_not(previous))
-            merged = packed % _RANK_SCALE
-            merge_at = tf.concat([merge, [False]], axis=0)
-            merged_at = tf.concat([merged, [0]], axis=0)
-            symbols = tf.where(merge_at, merged_at, symbols)
-            keep = tf.logical_not(tf.concat([[False], merge], axis=0))
-            symbols = tf.boolean_mask(symbols, keep)
-            word_index = tf.boolean_mask(word_index, keep)
-            return symbols, word_index, tf.logical_not(tf.reduce_any(merge))
-
-        symbols, word_index, _ = tf.while_loop(
-            cond,
-            body,
-            (symbols, word_index, tf.equal(tf.size(symbols), 0)),
-            shape_invariants=(
-                tf.TensorShape([None]),
-                tf.TensorShape([None]),
-                tf.TensorShape([]),
-            ),
-        )
-        ids = tf.where(
-            (symbols >= 0) & (symbols < self._vocab_size),
-            symbols,
-            tf.cast(self.unk_token_id, tf.int64),
-        )
-        return tf.RaggedTensor.from_value_rowids(
-            tf.cast(ids, tf.int32), word_index, nrows=num_words
-        )
-
-
-def _cumsum(values):
-    total = 0
-    for v in values:
-        total += v
-        yield total
-
-
-def _ragged_where(condition, x, y):
-    """Row-wise select between two `[N, None]` ragged tensors."""
-    n = tf.shape(condition, out_type=tf.int64)[0]
-    x_pos = tf.where(condition)[:, 0]
-    y_pos = tf.where(tf.logical_not(condition))[:, 0]
-    return _select_rows(
-        [(x_pos, tf.gather(x, x_pos)), (y_pos, tf.gather(y, y_pos))], n
+def _rows_of_one(values):
+    """`[N]` -> `[N, 1]` ragged."""
+    return tf.RaggedTensor.from_row_lengths(
+        values, tf.ones_like(values, dtype=tf.int64)
     )
 
 
-def _ftfy_rules(text):
-    """The character rules of `ftfy.fix_text` that need no Python (see class docstring)."""
-
-    def when_any(pattern, fix, text):
-        # Rare fixes run only for batches that need them.
-        found = tf.reduce_any(tf.strings.regex_full_match(text, pattern))
-        return tf.cond(found, lambda: fix(text), lambda: text)
-
-    def unescape_html(text):
-        # ftfy leaves text containing "<" alone.
-        unescaped = text
-        for entity, char in _HTML_ENTITIES:
-            unescaped = tf.strings.regex_replace(unescaped, entity, char)
-        return tf.where(tf.strings.regex_full_match(text, r"(?s)[^<]*"), unescaped, text)
-
-    def fix_ligatures(text):
-        for ligature, letters in _LIGATURES.items():
-            text = tf.strings.regex_replace(text, ligature, letters)
-        return text
-
-    text = when_any(r"(?s).*&[#a-z0-9]+;.*", unescape_html, text)
-    text = when_any("(?s).*[%s].*" % "".join(_LIGATURES), fix_ligatures, text)
-    # fix_character_width: full-width ASCII and the ideographic space.
-    text = when_any(r"(?s).*[\x{FF01}-\x{FF5E}\x{3000}].*", _narrow, text)
-    # uncurl_quotes.
-    text = tf.strings.regex_replace(text, r"[\x{2018}-\x{201B}\x{02BC}]", "'")
-    text = tf.strings.regex_replace(text, r"[\x{201C}-\x{201F}]", '"')
-    # fix_line_breaks.
-    text = tf.strings.regex_replace(text, r"\r\n|[\r\x{2028}\x{2029}\x{85}]", "\n")
-    # remove_control_chars.
-    text = tf.strings.regex_replace(text, _FTFY_CONTROL, "")
-    return tf_text.normalize_utf8(text, "NFC")
-
-
-def _narrow(text):
-    """Maps full-width ASCII (U+FF01-U+FF5E) to ASCII, U+3000 to a space."""
-    codes = tf.strings.unicode_decode(text, "UTF-8")
-    wide = (codes >= 0xFF01) & (codes <= 0xFF5E)
-    codes = tf.where(wide, codes - 0xFEE0, codes)
-    codes = tf.where(codes == 0x3000, 0x20, codes)
-    return tf.strings.unicode_encode(codes, "UTF-8")
-
-
-def _text_standardize(text):
-    """`text_standardize` of openai/finetune-transformer-lm `text_utils.py`."""
-    text = tf.strings.regex_replace(text, "[\u2014\u2013\u2015]", "-")
-    text = tf.strings.regex_replace(text, "\u2026", "...")
-    text = tf.strings.regex_replace(text, "\u00b4", "'")
-    text = tf.strings.regex_replace(
-        text,
-        r"(-+|~+|!+|\"+|;+|\?+|\++|,+|\)+|\(+|\\+|/+|\*+|\[+|\]+|\}+|\{+|\|+|_+)",
-        r" \1 ",
+def _re2_escape(text):
+    """Escapes ASCII punctuation for RE2 (every other character stands for itself)."""
+    return "".join(
+        "\\" + c if c.isascii() and not c.isalnum() and not c.isspace() else c
+        for c in text
     )
-    text = tf.strings.regex_replace(text, f"[{_PY_SPACE}]*\n[{_PY_SPACE}]*", " \n ")
-    text = tf.strings.regex_replace(text, f"[{_PY_SPACE_NO_NEWLINE}]+", " ")
-    return tf.strings.regex_replace(text, f"^[{_PY_SPACE}]+|[{_PY_SPACE}]+$", "")
-
-
-def _bert_normalize(text):
-    """HF `BertNormalizer(lowercase=True)`: clean, CJK spacing, strip accents, lower."""
-    text = tf.strings.regex_replace(text, _BERT_CONTROL, "")
-    text = tf.strings.regex_replace(text, _BERT_SPACE, " ")
-    text = tf.strings.regex_replace(text, _BERT_CJK, r" \1 ")
-    text = tf_text.normalize_utf8(text, "NFD")
-    text = tf.strings.regex_replace(text, r"\p{Mn}", "")
-    return tf.strings.lower(text, encoding="utf-8")
