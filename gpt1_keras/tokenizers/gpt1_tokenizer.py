@@ -135,20 +135,23 @@ class GPT1Tokenizer(keras.layers.Layer):
     `"openai"` mode splits it, like the original encoder; GPT-1's own special tokens are
     matched only when listed.
 
-    >>> GPT1Tokenizer(normalization="bert")("a <unk> b").numpy().tolist()
+    >>> bert = GPT1Tokenizer(normalization="bert")
+    >>> bert("a <unk> b").numpy().tolist()
     [246, 0, 259]
     >>> tokenizer("a <unk> b").numpy().tolist()
     [246, 295, 2530, 290, 259]
-    >>> GPT1Tokenizer(normalization="bert")("_start_").numpy().tolist()
+    >>> bert("_start_").numpy().tolist()
     [279, 1759, 279]
     >>> GPT1Tokenizer(special_tokens_in_strings=["_start_"])("_start_ hi").numpy().tolist()
     [40478, 3569]
 
-    Inside `tf.data`, padded for a model with 8 positions:
+    Inside `tf.data`, padded for a model with 8 positions (or construct the layer with
+    `sequence_length=8` and map the layer itself):
 
-    >>> tokenizer = GPT1Tokenizer(sequence_length=8)
     >>> ds = tf.data.Dataset.from_tensor_slices(["Hello, world!", "Don't panic."])
-    >>> ds = ds.batch(2).map(tokenizer, num_parallel_calls=tf.data.AUTOTUNE)
+    >>> ds = ds.batch(2).map(
+    ...     lambda x: tokenizer(x, sequence_length=8), num_parallel_calls=tf.data.AUTOTUNE
+    ... )
     >>> next(iter(ds)).numpy().tolist()
     [[3570, 240, 1276, 267, 0, 0, 0, 0], [587, 538, 3627, 239, 0, 0, 0, 0]]
     """

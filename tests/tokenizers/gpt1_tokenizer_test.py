@@ -317,6 +317,8 @@ class LiteralSpecialTokensTest(absltest.TestCase):
         lines = ["no special token here", "the <unk> of <unk>", ""]
         expected = tok(tf.constant(lines)).numpy().tolist()
         self.assertEqual(expected[1][:4], [481, 0, 498, 0])
+        self.assertEqual(expected[2], [tok.pad_token_id] * 16)
+        self.assertEqual(expected[0], tok(tf.constant(lines[:1])).numpy().tolist()[0])
         # Batches with and without a literal token take different branches.
         ds = tf.data.Dataset.from_tensor_slices(lines).batch(1).map(tok)
         self.assertEqual([row for b in ds for row in b.numpy().tolist()], expected)
