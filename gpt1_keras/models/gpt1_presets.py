@@ -1,4 +1,6 @@
-"""GPT-1 presets: plain dicts of `GPT1Backbone` constructor arguments.
+"""Presets: plain dicts of backbone constructor arguments.
+
+`backbone_presets` are `GPT1Backbone`'s, `lstm_backbone_presets` `LSTMBackbone`'s.
 
 Only architectures are named here; no weights are downloaded. Converted weights
 (see `gpt1_keras.checkpoint_conversion`) load into a backbone built from `gpt1`.
@@ -44,11 +46,65 @@ backbone_presets = {
 }
 
 
-def get_preset(name):
-    """Returns a copy of the named preset's constructor arguments."""
-    if name not in backbone_presets:
+# The LSTM baseline (`LSTMBackbone`), same tokenizer and embedding width as the
+# transformer it is matched to: one LSTM layer, then a projection back to the
+# embedding width for the tied LM head.
+lstm_backbone_presets = {
+    # Matched to gpt1_small: 384-wide embedding, 1,408 LSTM units; 26.18M
+    # parameters against gpt1_small's 26.29M (99.6%).
+    "lstm_small": {
+        "vocabulary_size": GPT1_VOCABULARY_SIZE,
+        "hidden_dim": 384,
+        "lstm_units": 1408,
+        "max_sequence_length": 256,
+        "dropout": 0.1,
+    },
+    # For tests: the real vocabulary, everything else tiny.
+    "lstm_tiny": {
+        "vocabulary_size": GPT1_VOCABULARY_SIZE,
+        "hidden_dim": 32,
+        "lstm_units": 64,
+        "max_sequence_length": 64,
+        "dropout": 0.1,
+    },
+}
+
+# Each architecture's presets (`gpt1_keras.models.backbone_class` names the class).
+presets_by_architecture = {
+    "transformer": backbone_presets,
+    "lstm": lstm_backbone_presets,
+}
+
+
+def preset_architecture(name):
+    """The architecture (`"transformer"` or `"lstm"`) whose presets hold `name`."""
+    for architecture, presets in presets_by_architecture.items():
+        if name in presets:
+            return architecture
+    known = sorted(n for presets in presets_by_architecture.values() for n in presets)
+    raise ValueError(f"Unknown preset {name!r}. Known presets: {', '.join(known)}.")
+
+
+def get_preset(name, architecture="transformer"):
+    """Returns a copy of the named preset's constructor arguments.
+
+    Args:
+        name: a preset of `architecture`.
+        architecture: `"transformer"` (`GPT1Backbone`, the default) or `"lstm"`
+            (`LSTMBackbone`).
+    """
+    if architecture not in presets_by_architecture:
         raise ValueError(
-            f"Unknown GPT-1 preset {name!r}. Known presets: "
-            f"{', '.join(sorted(backbone_presets))}."
+            f"`architecture` must be one of {tuple(presets_by_architecture)}. "
+            f"Received: architecture={architecture!r}"
         )
-    return dict(backbone_presets[name])
+    presets = presets_by_architecture[architecture]
+    if name not in presets:
+        other = [a for a, p in presets_by_architecture.items() if name in p]
+        hint = f" {name!r} is an {other[0]!r} preset." if other else ""
+        label = "GPT-1" if architecture == "transformer" else architecture.upper()
+        raise ValueError(
+            f"Unknown {label} preset {name!r}. Known presets: "
+            f"{', '.join(sorted(presets))}.{hint}"
+        )
+    return dict(presets[name])
