@@ -3,7 +3,7 @@ r"""Validation curve, tokens/s and MFU of the real pretraining binary on the def
 Runs `pipelines/pretrain.py` (the default `small` configuration: gpt1_small, 8 x 128
 tokens, tinyshakespeare with its last 5% of lines held out) once per `--train_steps`
 value, each in its own process and model directory, and reads back its `metrics.json`:
-the validation loss every `--steps_per_eval` updates, the add-one unigram baseline on
+the validation loss every `--steps_per_epoch` updates, the add-one unigram baseline on
 the same validation tokens, and the training tokens/s. MFU = tokens/s x training FLOPs
 per token (`bench/common.py`) / the fp32 2048^3 TensorFlow matmul rate measured in this
 process right before and right after the runs (the larger of the two).
@@ -28,7 +28,7 @@ from absl import flags
 from bench import common
 
 _TRAIN_STEPS = flags.DEFINE_list("train_steps", ["300"], "One run per value.")
-_STEPS_PER_EVAL = flags.DEFINE_integer("steps_per_eval", 50, "Updates between validations.")
+_STEPS_PER_EPOCH = flags.DEFINE_integer("steps_per_epoch", 50, "Updates between validations.")
 _EXTRA = flags.DEFINE_list("pretrain_flags", [], "More pretrain flags, e.g. --seed=1.")
 _WORK_DIR = flags.DEFINE_string(
     "work_dir", None, "Model directories go here (default: a new temporary directory); a "
@@ -51,8 +51,8 @@ def _pretrain(steps, model_dir):
             return metrics
     load_before = common.load_average()
     common.run_pipeline("pretrain", f"--model_dir={model_dir}", f"--train_steps={steps}",
-                        f"--steps_per_eval={_STEPS_PER_EVAL.value}",
-                        f"--checkpoint_every={_STEPS_PER_EVAL.value}", *_EXTRA.value)
+                        f"--steps_per_epoch={_STEPS_PER_EPOCH.value}",
+                        f"--checkpoint_every={_STEPS_PER_EPOCH.value}", *_EXTRA.value)
     with open(done) as f:
         metrics = json.load(f)
     metrics["load"] = (load_before, common.load_average())

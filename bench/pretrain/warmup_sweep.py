@@ -41,13 +41,14 @@ _OUTPUT = flags.DEFINE_string("output", None, "Also write all results to this JS
 def _prepare(directory):
     import numpy as np
 
+    from gpt1_keras.data import corpus
     from gpt1_keras.data.lm_dataset import default_corpus_path
     from gpt1_keras.data.lm_dataset import make_token_stream
     from gpt1_keras.tokenizers import GPT1Tokenizer
-    from pipelines import pretrain
 
     tokenizer = GPT1Tokenizer()
-    splits = pretrain._split_corpus([default_corpus_path()], 0.05, directory)
+    # The `small` recipe's split: the last 5% of the lines held out.
+    splits = corpus.split_lines([default_corpus_path()], 0.05, directory)
     for name, files in zip(("train", "valid"), splits):
         ids = np.concatenate(list(make_token_stream(list(files), tokenizer).as_numpy_iterator()))
         np.save(os.path.join(directory, f"{name}.npy"), ids.astype("int32"))

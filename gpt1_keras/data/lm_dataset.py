@@ -145,7 +145,10 @@ def make_lm_dataset(
             files). When `False`, the last partial window is padded.
         shuffle_buffer_size: windows held in the shuffle buffer.
         drop_remainder: drop the last batch if smaller than the batch size
-            (static shapes; needed by `tf.distribute` and XLA).
+            (static shapes; needed by `tf.distribute` and XLA). A finite
+            (`repeat=False`) text smaller than one batch then raises
+            `tf.errors.InvalidArgumentError` when iterated, instead of
+            yielding nothing.
         input_context: a `tf.distribute.InputContext` (from
             `strategy.distribute_datasets_from_function`). The files are
             split between input pipelines when there are at least as many
@@ -155,7 +158,9 @@ def make_lm_dataset(
         lines_per_chunk: lines tokenized per tokenizer call.
         errors: invalid UTF-8 handling: `"strict"` raises
             `tf.errors.InvalidArgumentError` naming the file and line;
-            `"replace"` substitutes U+FFFD; `"ignore"` drops the bad bytes.
+            `"replace"` substitutes U+FFFD for each invalid byte sequence
+            (what the pretraining recipe uses, after warning per file with
+            `gpt1_keras.data.corpus.check_utf8`); `"ignore"` drops the bad bytes.
 
     Returns:
         A `tf.data.Dataset` of `(x, y, sample_weight)`.
@@ -491,8 +496,47 @@ def _lm_dataset_from_chunks(
         return features, y, tf.cast(mask, tf.float32)
 
     ds = windows.batch(batch_size, drop_remainder=drop_remainder)
+    if drop_remainder and not repeat:
+        ds = _fail_if_empty(ds, description, batch_size, context_length)
     ds = ds.map(to_features, num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.prefetch(AUTOTUNE)
+
+
+def _fail_if_empty(batches, description, batch_size, context_length):
+    """`batches`, raising at its end if it had none (a text smaller than one batch,
+    which `drop_remainder=True` would otherwise turn into an empty dataset)."""
+    dummy = tf.nest.map_structure(
+        lambda spec: tf.zeros(spec.shape, spec.dtype), batches.element_spec)
+
+    @tf.autograph.experimental.do_not_convert
+    def mark(*batch):
+        return batch, False
+
+    @tf.autograph.experimental.do_not_convert
+    def is_batch(batch, is_end):
+        return tf.logical_not(is_end)
+
+    @tf.autograph.experimental.do_not_convert
+    def unmark(batch, is_end):
+        return batch
+
+    marked = batches.map(mark).concatenate(tf.data.Dataset.from_tensors((dummy, True)))
+    message = (
+        f"{description} holds fewer than one batch of {batch_size} windows of "
+        f"{context_length} tokens, so drop_remainder=True leaves no batch; use more "
+        "text, a smaller batch_size or context_length, or drop_remainder=False."
+    )
+
+    @tf.autograph.experimental.do_not_convert
+    def step(count, element):
+        _, is_end = element
+        check = tf.debugging.Assert(
+            tf.logical_or(tf.logical_not(is_end), count > 0), [message])
+        with tf.control_dependencies([check]):
+            count = count + 1
+        return count, element
+
+    return marked.scan(tf.constant(0, tf.int64), step).filter(is_batch).map(unmark)
 
 
 def _initial_window_state():

@@ -1,4 +1,5 @@
-"""Training GPT-1: schedules, optimizer, checkpoints, callbacks, the `model.fit` trainer.
+"""Training GPT-1: schedules, optimizer, checkpoints, callbacks, the `model.fit` trainer,
+and the pretraining recipe (`pretraining`).
 
 Backend-independent except `tf_distribute` (TensorFlow-only, imported on demand by
 `distribution` when the Keras backend is TensorFlow).
@@ -13,6 +14,9 @@ from gpt1_keras.training.generation import generate_text
 from gpt1_keras.training.generation import sample_tokens
 from gpt1_keras.training.optimizers import GPT1Adam
 from gpt1_keras.training.optimizers import build_optimizer
+from gpt1_keras.training.pretraining import RECIPES
+from gpt1_keras.training.pretraining import PretrainConfig
+from gpt1_keras.training.pretraining import pretrain
 from gpt1_keras.training.schedules import WarmupCosineDecay
 from gpt1_keras.training.schedules import WarmupLinearDecay
 from gpt1_keras.training.schedules import warmup_cosine

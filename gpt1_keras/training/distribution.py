@@ -2,7 +2,8 @@
 
 `make_distribution(name)` returns a `Distribution` that the trainer uses the same way
 on every backend: `scope()` around model and optimizer creation, `dataset(...)` for
-the (sharded, positioned) input, `num_replicas` and `is_chief`.
+the (sharded, positioned) input, `num_replicas`, `num_input_pipelines`, `is_chief`,
+and `check(batch_size, jit_compile)` for the settings it cannot run.
 
 - TensorFlow backend: a `tf.distribute` strategy (see `tf_distribute`): `"default"`,
   `"mirrored"`, `"multi_worker"` (from `TF_CONFIG`), `"tpu"`.
@@ -19,6 +20,8 @@ import dataclasses
 
 import keras
 
+from gpt1_keras.errors import ConfigError
+
 STRATEGIES = ("default", "mirrored", "data_parallel", "multi_worker", "tpu")
 
 
@@ -30,6 +33,10 @@ class Distribution:
         name: the strategy name.
         num_replicas: replicas in sync (the global batch is split between them).
         is_chief: whether this process writes checkpoints and artifacts.
+        num_input_pipelines: input pipelines (processes) reading the data; each
+            reads a disjoint 1/num_input_pipelines of the windows.
+        task: this process in the cluster, e.g. `"worker-1"` (`"chief"` for a
+            single-process strategy).
         tf_strategy: the `tf.distribute.Strategy` on the TensorFlow backend, else None.
         keras_distribution: the `keras.distribution.Distribution` on the JAX
             backend, else None.
@@ -38,6 +45,8 @@ class Distribution:
     name: str
     num_replicas: int = 1
     is_chief: bool = True
+    num_input_pipelines: int = 1
+    task: str = "chief"
     tf_strategy: object = None
     keras_distribution: object = None
 
@@ -54,19 +63,26 @@ class Distribution:
             return self.keras_distribution.scope()
         return contextlib.nullcontext()
 
-    def check_jit_compile(self, jit_compile):
-        """Raises `ValueError` for a combination that cannot run.
+    def check(self, batch_size, jit_compile):
+        """Raises `ConfigError` naming the setting this distribution cannot run with.
 
-        Keras' JAX trainer without `jit_compile` runs the step op by op; with
-        arrays sharded over XLA:CPU devices, those single-op programs' all-reduces
-        intermittently deadlock (XLA aborts: "Expected 2 threads to join the
-        rendezvous, but only 1 of them arrived"). The compiled step does not.
+        - `batch_size` (global) must split evenly over the replicas.
+        - On JAX with a `keras.distribution`, `jit_compile` must be on: Keras' JAX
+          trainer without it runs the step op by op, and with arrays sharded over
+          XLA:CPU devices those single-op programs' all-reduces intermittently
+          deadlock (XLA aborts: "Expected 2 threads to join the rendezvous, but only
+          1 of them arrived"). The compiled step does not.
         """
+        if batch_size % self.num_replicas:
+            raise ConfigError(
+                f"batch_size={batch_size} is not divisible by the {self.num_replicas} "
+                f"replicas of strategy={self.name}."
+            )
         if self.keras_distribution is not None and not jit_compile:
-            raise ValueError(
-                f"strategy={self.name!r} on the JAX backend needs a compiled train step "
-                "(jit_compile=True, the pretrain binary's --xla): the op-by-op step "
-                "deadlocks in XLA's cross-device all-reduce."
+            raise ConfigError(
+                f"jit_compile=False with strategy={self.name} on the JAX backend: it needs "
+                "a compiled train step (jit_compile=True); the op-by-op step deadlocks in "
+                "XLA's cross-device all-reduce."
             )
 
     def prepare_model(self, model):
@@ -102,18 +118,26 @@ def make_distribution(name="default", tpu_address=None):
     """Builds the `Distribution` for the current Keras backend; see the module docstring."""
     backend = keras.backend.backend()
     if name not in STRATEGIES:
-        raise ValueError(
-            f"Unknown strategy; expected one of {STRATEGIES}. Received: strategy={name!r}"
+        raise ConfigError(
+            f"strategy={name!r} is unknown; expected one of {STRATEGIES}."
         )
     if backend == "tensorflow":
         from gpt1_keras.training import tf_distribute
 
         tf_name = "mirrored" if name == "data_parallel" else name
         strategy = tf_distribute.make_strategy(tf_name, tpu_address)
+        pipelines, task = 1, "chief"
+        if tf_name == "multi_worker":
+            tf_config = tf_distribute.read_tf_config()
+            cluster = tf_config["cluster"]
+            pipelines = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+            task = f"{tf_config['task']['type']}-{tf_config['task']['index']}"
         return Distribution(
             name=tf_name,
             num_replicas=strategy.num_replicas_in_sync,
             is_chief=tf_distribute.is_chief(strategy),
+            num_input_pipelines=pipelines,
+            task=task,
             tf_strategy=strategy,
         )
     if backend == "jax":
@@ -129,12 +153,12 @@ def make_distribution(name="default", tpu_address=None):
                 is_chief=jax.process_index() == 0,
                 keras_distribution=keras.distribution.DataParallel(devices=devices),
             )
-        raise ValueError(
+        raise ConfigError(
             f"strategy={name!r} needs the TensorFlow backend; on JAX use 'default' or "
             "'data_parallel'."
         )
     if name != "default":
-        raise ValueError(
+        raise ConfigError(
             f"strategy={name!r} is not available on the {backend} backend; use 'default' "
             "(or the TensorFlow/JAX backend for data parallelism)."
         )

@@ -48,8 +48,8 @@ def generate_text(lm, tokenizer, prompts, max_new_tokens=40, top_k=40, seed=0):
     Args:
         lm: a `GPT1CausalLM`.
         tokenizer: a `GPT1Tokenizer` (tokenize and `detokenize`).
-        prompts: a list of strings. A prompt too long to leave `max_new_tokens`
-            in the context keeps only its last tokens.
+        prompts: a list of strings (empty: no samples). A prompt too long to
+            leave `max_new_tokens` in the context keeps only its last tokens.
         max_new_tokens, top_k: see `sample_tokens`.
         seed: the sampler's seed (one for the batch).
 
@@ -57,6 +57,8 @@ def generate_text(lm, tokenizer, prompts, max_new_tokens=40, top_k=40, seed=0):
         A list of strings: each prompt's normalised (possibly truncated) text
         plus its continuation.
     """
+    if not len(prompts):
+        return []
     context = lm.backbone.max_sequence_length
     prompt_ids = [_fit_prompt(ids, context, max_new_tokens)
                   for ids in tokenizer(list(prompts)).to_list()]

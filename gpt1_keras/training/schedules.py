@@ -15,6 +15,8 @@ import math
 import keras
 from keras import ops
 
+SCHEDULES = ("cosine", "linear", "constant")  # `make_schedule` names.
+
 
 def warmup_cosine(step, peak_learning_rate, warmup_steps, total_steps):
     """The pretraining learning rate at `step` (0-based count of updates done).

@@ -42,7 +42,8 @@ class TrainConfig:
         schedule: `"cosine"` (warm-up + cosine to 0, pretraining), `"linear"`
             (GPT-1's clamped `warmup_linear`, fine-tuning) or `"constant"`.
         warmup_steps: linear warm-up updates.
-        weight_decay: GPT-1's decoupled L2 on weights of rank > 1.
+        weight_decay: GPT-1's decoupled L2 on weights of rank > 1 (`build_optimizer`
+            passes it on as `GPT1Adam`'s `l2`).
         clip_norm: global gradient-norm clipping (0 disables).
         steps_per_epoch: updates per `fit` epoch (validation/history interval).
         validation_steps: batches per validation pass (required with validation data).
@@ -137,16 +138,11 @@ def train(
     Raises:
         NonFiniteLossError: the loss became NaN/Inf; the message names the step and
             the last good checkpoint, which is left intact.
-        ValueError: the global batch does not split over the replicas, or the
-            distribution cannot run with `config.jit_compile`.
+        ConfigError: the global batch does not split over the replicas, or the
+            distribution cannot run with `config.jit_compile` (`Distribution.check`).
     """
     distribution = distribution or distribution_lib.Distribution(name="default")
-    if config.global_batch_size % distribution.num_replicas:
-        raise ValueError(
-            f"The global batch size ({config.global_batch_size}) must be divisible by the "
-            f"number of replicas ({distribution.num_replicas})."
-        )
-    distribution.check_jit_compile(config.jit_compile)
+    distribution.check(config.global_batch_size, config.jit_compile)
     if val_dataset_fn is not None and not config.validation_steps:
         raise ValueError("`validation_steps` is required with `val_dataset_fn`.")
 

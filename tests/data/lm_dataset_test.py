@@ -277,6 +277,23 @@ class LMDatasetTest(tf.test.TestCase):
         self.assertEqual(stream["replace"], [1, 0, 2])
         self.assertEqual(stream["ignore"], [1, 2])
 
+    def test_text_smaller_than_one_batch_raises_with_drop_remainder(self):
+        # 15 tokens: 3 full windows of 4 and a padded last one.
+        path = self.write("small.txt", numbered_lines(1, 12))
+        ds = lm_dataset.make_lm_dataset(
+            path, FakeTokenizer(), context_length=4, batch_size=5, shuffle=False)
+        with self.assertRaisesRegex(
+                tf.errors.InvalidArgumentError,
+                r"small.txt.*fewer than one batch of 5 windows of 4 tokens"):
+            collect(ds)
+        # One batch fits: it comes out unchanged, and the end passes the check.
+        ds = lm_dataset.make_lm_dataset(
+            path, FakeTokenizer(), context_length=4, batch_size=3, shuffle=False)
+        x, _, y, _ = collect(ds)
+        self.assertEqual(x.shape, (3, 4))
+        np.testing.assert_array_equal(
+            x.reshape(-1), expected_stream(numbered_lines(1, 12))[:12])
+
     def test_bad_arguments(self):
         path = self.write("a.txt", ["1"])
         with self.assertRaisesRegex(ValueError, "context_length=0"):

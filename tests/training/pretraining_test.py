@@ -1,0 +1,118 @@
+"""Tests for gpt1_keras.training.pretraining's config: recipes, overrides, the checks.
+
+In-process and fast: no training (`tests/pipelines/pretrain_binary_test.py` runs it).
+"""
+
+import os
+
+from absl.testing import absltest
+
+from gpt1_keras.data.lm_dataset import default_corpus_path
+from gpt1_keras.errors import ConfigError
+from gpt1_keras.training import distribution as distribution_lib
+from gpt1_keras.training.pretraining import RECIPES
+from gpt1_keras.training.pretraining import PretrainConfig
+
+
+class PretrainConfigTest(absltest.TestCase):
+
+    def test_defaults_are_the_small_recipe(self):
+        small = PretrainConfig.from_recipe("small")
+        for name, value in RECIPES["small"].items():
+            self.assertEqual(getattr(PretrainConfig(), name), value, name)
+            self.assertEqual(getattr(small, name), value, name)
+        self.assertEqual(small.train_files, (default_corpus_path(),))
+
+    def test_every_recipe_is_valid(self):
+        for name in RECIPES:
+            config = PretrainConfig.from_recipe(name, model_dir=self.create_tempdir().full_path)
+            self.assertEqual(config.batch_size, RECIPES[name]["batch_size"])
+        books = PretrainConfig.from_recipe("books")
+        self.assertEqual((books.preset, books.validation_books), ("gpt1_small", 250))
+        # Every checkpoint of the run is kept (plus the final one).
+        self.assertGreaterEqual(books.keep_checkpoints,
+                                books.train_steps // books.checkpoint_every + 1)
+
+    def test_train_steps_and_epochs_replace_each_other(self):
+        paper = PretrainConfig.from_recipe("paper", train_steps=10)
+        self.assertEqual((paper.train_steps, paper.epochs), (10, None))
+        small = PretrainConfig.from_recipe("small", epochs=0.5)
+        self.assertEqual((small.train_steps, small.epochs), (None, 0.5))
+        with self.assertRaisesRegex(ConfigError, "set exactly one"):
+            PretrainConfig(train_steps=10, epochs=1.0)
+
+    def test_recipe_warmup_is_cut_to_the_run_an_explicit_one_is_checked(self):
+        self.assertEqual(PretrainConfig.from_recipe("small", train_steps=20).warmup_for(20), 20)
+        self.assertEqual(PretrainConfig.from_recipe("small", epochs=1.0).warmup_for(7), 7)
+        with self.assertRaisesRegex(ConfigError, r"^warmup_steps=30 exceeds train_steps=20"):
+            PretrainConfig.from_recipe("small", train_steps=20, warmup_steps=30)
+        config = PretrainConfig.from_recipe("small", epochs=1.0, warmup_steps=30)
+        with self.assertRaisesRegex(ConfigError,
+                                    r"^warmup_steps=30 exceeds the 7 updates of epochs=1.0"):
+            config.warmup_for(7)
+
+    def test_model_overrides_are_checked_and_normalised(self):
+        config = PretrainConfig(preset="gpt1_tiny", sequence_length=16,
+                                model_overrides={"num_layers": 1, "dropout": 0.0})
+        self.assertEqual(config.model_overrides, (("dropout", 0.0), ("num_layers", 1)))
+        self.assertEqual(config.backbone_arguments()["num_layers"], 1)
+        with self.assertRaisesRegex(ConfigError, r"^model_overrides: unknown backbone "
+                                                 r"arguments \['layers'\]"):
+            PretrainConfig(preset="gpt1_tiny", sequence_length=16, model_overrides={"layers": 1})
+        # The context is the overridden one.
+        with self.assertRaisesRegex(ConfigError, r"^sequence_length=16 must be in \[1, 8\]"):
+            PretrainConfig(preset="gpt1_tiny", sequence_length=16, sample_tokens=4,
+                           model_overrides={"max_sequence_length": 8})
+
+    def test_each_bad_setting_is_named(self):
+        tiny = dict(preset="gpt1_tiny", sequence_length=16, sample_tokens=5)
+        cases = [
+            (dict(preset="gpt9"), r"^preset: Unknown GPT-1 preset 'gpt9'"),
+            (dict(train_files=["/no/such/*.txt"]), r"^train_files: The glob '/no/such/\*.txt'"),
+            (dict(validation_files=["/no/file"]), r"^validation_files: No such file"),
+            (dict(validation_fraction=1.0), r"^validation_fraction=1.0 must be in \(0, 1\)"),
+            (dict(validation_books=-1), r"^validation_books=-1 must be >= 0"),
+            (dict(batch_size=0), r"^batch_size=0 must be an integer >= 1"),
+            (dict(train_steps=0), r"^train_steps=0 must be"),
+            (dict(epochs=-1.0, train_steps=None), r"^epochs=-1.0 must be > 0"),
+            (dict(learning_rate=0.0), r"^learning_rate=0.0 must be > 0"),
+            (dict(schedule="step"), r"^schedule='step' is unknown; known: cosine, linear"),
+            (dict(warmup_steps=-1), r"^warmup_steps=-1 must be >= 0"),
+            (dict(clip_norm=-1.0), r"^clip_norm=-1.0 must be >= 0"),
+            (dict(precision="float16"), r"^precision='float16' is unknown"),
+            (dict(strategy="spmd"), r"^strategy='spmd' is unknown"),
+            (dict(strategy="tpu"), r"^strategy=tpu needs tpu"),
+            (dict(num_samples=-1), r"^num_samples=-1 must be >= 0"),
+            (dict(sample_tokens=64), r"^sample_tokens=64 must be below the context"),
+        ]
+        for overrides, message in cases:
+            with self.assertRaisesRegex(ConfigError, message, msg=str(overrides)):
+                PretrainConfig(**{**tiny, **overrides})
+        # No samples: any sample length is fine.
+        PretrainConfig(**{**tiny, "num_samples": 0, "sample_tokens": 64})
+
+    def test_unknown_recipe(self):
+        with self.assertRaisesRegex(ConfigError, r"^recipe='huge' is unknown; known: small"):
+            PretrainConfig.from_recipe("huge")
+
+    def test_model_dir_is_absolute(self):
+        config = PretrainConfig(model_dir="relative/run")
+        self.assertEqual(config.model_dir, os.path.abspath("relative/run"))
+
+
+class DistributionCheckTest(absltest.TestCase):
+
+    def test_batch_must_split_over_replicas(self):
+        distribution = distribution_lib.Distribution(name="mirrored", num_replicas=2)
+        distribution.check(4, jit_compile=False)
+        with self.assertRaisesRegex(ConfigError, r"^batch_size=3 is not divisible by the 2 "
+                                                 r"replicas of strategy=mirrored"):
+            distribution.check(3, jit_compile=False)
+
+    def test_single_process_has_one_input_pipeline(self):
+        distribution = distribution_lib.make_distribution("default")
+        self.assertEqual((distribution.num_input_pipelines, distribution.task), (1, "chief"))
+
+
+if __name__ == "__main__":
+    absltest.main()
