@@ -101,7 +101,7 @@ def get_preset(name, architecture="transformer"):
     presets = presets_by_architecture[architecture]
     if name not in presets:
         other = [a for a, p in presets_by_architecture.items() if name in p]
-        hint = f" {name!r} is an {other[0]!r} preset." if other else ""
+        hint = f" {name!r} is a preset of architecture={other[0]!r}." if other else ""
         label = "GPT-1" if architecture == "transformer" else architecture.upper()
         raise ValueError(
             f"Unknown {label} preset {name!r}. Known presets: "

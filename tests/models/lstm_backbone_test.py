@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from absl.testing import absltest
 
+from gpt1_keras.models import GPT1Backbone
 from gpt1_keras.models import GPT1CausalLM
 from gpt1_keras.models import GPT1Classifier
 from gpt1_keras.models import LSTMBackbone
@@ -149,11 +150,14 @@ class LSTMBackboneTest(absltest.TestCase):
         self.assertIs(backbone_class("lstm"), LSTMBackbone)
         with self.assertRaisesRegex(ValueError, "architecture='rnn'"):
             backbone_class("rnn")
-        with self.assertRaisesRegex(ValueError, "lstm_small, lstm_tiny.*'gpt1_small' is an "
-                                                "'transformer' preset"):
+        with self.assertRaisesRegex(ValueError, "lstm_small, lstm_tiny. 'gpt1_small' is a "
+                                                "preset of architecture='transformer'"):
             build_backbone("lstm", "gpt1_small")
-        with self.assertRaisesRegex(ValueError, "gpt1, gpt1_small, gpt1_tiny.*'lstm_tiny'"):
+        with self.assertRaisesRegex(ValueError, "gpt1, gpt1_small, gpt1_tiny.*'lstm_tiny' is "
+                                                "a preset of architecture='lstm'"):
             build_backbone("transformer", "lstm_tiny")
+        with self.assertRaisesRegex(ValueError, "architecture='lstm'"):
+            GPT1Backbone.from_preset("lstm_small")  # the transformer's own lookup
         with self.assertRaisesRegex(ValueError, r"no argument\(s\) \['num_heads'\]"):
             build_backbone("lstm", "lstm_tiny", num_heads=2)
         backbone = build_backbone("lstm", "lstm_tiny", lstm_units=8, name="b")
