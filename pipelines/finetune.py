@@ -7,14 +7,16 @@ Usage:
   bazel run //pipelines:finetune -- --task=sst2 ... --no_pretraining --preset=gpt1  # Table 5
   bazel run //pipelines:finetune -- --task=csv --data_dir=/data/reviews \
       --text_columns=review --label_column=stars --init_checkpoint=...
+  bazel run //pipelines:finetune -- --task=rte --data_dir=/data/RTE_train_only \
+      --validation_fraction=0.1 ...                  # no dev.tsv: hold 10% out
+  bazel run //pipelines:finetune -- --output_dir=/runs/rte --eval_only \
+      --eval_data_dir=/data/glue_data/RTE            # score a finished run on dev.tsv
 
-Tasks: cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, snli, scitail, race,
-story_cloze, csv (see `gpt1_keras/tasks/registry.py` for the files each reads).
-The paper's recipe is the default: lr 6.25e-5, batch 32, 3 epochs, linear decay
-with 0.2% warm-up, classifier dropout 0.1, lm_coef 0.5, L2 0.01, clipping 1.
-
+The recipe, its defaults and checks live in `gpt1_keras.tasks.finetuning`
+(`FinetuneConfig`, one flag per field, same names; `finetune`, `evaluate_run`).
 Writes `metrics.json`, `predictions/*.tsv` (GLUE submission format) and
 `model.keras` to --output_dir; re-running with the same flags resumes training.
+Expected errors (bad data, flags, a directory in use) print one `ERROR:` line.
 """
 
 import dataclasses
@@ -22,98 +24,98 @@ import dataclasses
 from absl import app
 from absl import flags
 
-FLAGS = flags.FLAGS
-_TASKS = ("cola", "sst2", "mrpc", "qqp", "stsb", "mnli", "qnli", "rte", "snli",
-          "scitail", "race", "story_cloze", "csv")
+from gpt1_keras import cli
+from gpt1_keras.errors import ConfigError
+from gpt1_keras.tasks.finetuning import CSV_HEADS
+from gpt1_keras.tasks.finetuning import TASK_NAMES
+from gpt1_keras.tasks.finetuning import FinetuneConfig
+from gpt1_keras.training.distribution import STRATEGIES
 
-flags.DEFINE_enum("task", None, _TASKS, "The task.")
+FLAGS = flags.FLAGS
+_D = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}
+
+flags.DEFINE_enum("task", None, TASK_NAMES, "The task (see gpt1_keras/tasks/registry.py).")
 flags.DEFINE_string("data_dir", None, "The task's files.")
 flags.DEFINE_string("output_dir", None, "Results, checkpoints and the model.")
 flags.DEFINE_string("init_checkpoint", None,
                     ".keras GPT1CausalLM/GPT1Backbone (required unless --no_pretraining).")
-flags.DEFINE_string("preset", "gpt1", "Architecture without --init_checkpoint.")
-flags.DEFINE_bool("no_pretraining", False, "Random initialisation (Table 5 ablation).")
-flags.DEFINE_integer("layers_to_transfer", -1,
+flags.DEFINE_string("preset", _D["preset"], "Architecture without --init_checkpoint.")
+flags.DEFINE_bool("no_pretraining", _D["no_pretraining"],
+                  "Random initialisation (Table 5 ablation).")
+flags.DEFINE_integer("layers_to_transfer", _D["layers_to_transfer"],
                      "Transfer embeddings + the first N blocks (-1: all; Figure 2 left).")
-flags.DEFINE_float("learning_rate", 6.25e-5, "Peak learning rate.")
-flags.DEFINE_integer("batch_size", 32, "Examples per update.")
-flags.DEFINE_integer("epochs", 3, "Passes over the training data.")
-flags.DEFINE_float("warmup_fraction", 0.002, "Warm-up, as a fraction of the updates.")
-flags.DEFINE_float("weight_decay", 0.01, "GPT-1's decoupled L2 on matrices.")
-flags.DEFINE_float("clip_norm", 1.0, "Global gradient-norm clipping (0: none).")
-flags.DEFINE_float("lm_coef", 0.5, "Auxiliary LM loss weight (0 disables).")
-flags.DEFINE_float("classifier_dropout", 0.1, "Dropout on the classifier input.")
-flags.DEFINE_integer("sequence_length", 512, "Tokens per sequence.")
-flags.DEFINE_integer("seed", 42, "Seed.")
-flags.DEFINE_integer("max_train_examples", 0, "Use only the first N training examples.")
-flags.DEFINE_integer("max_eval_examples", 0, "Use only the first N examples per eval split.")
-flags.DEFINE_integer("eval_batch_size", 64, "Batch size for evaluation.")
-# --task=csv
+flags.DEFINE_float("learning_rate", _D["learning_rate"], "Peak learning rate.")
+flags.DEFINE_integer("batch_size", _D["batch_size"], "Examples per update (global).")
+flags.DEFINE_integer("epochs", _D["epochs"], "Passes over the training data.")
+flags.DEFINE_float("warmup_fraction", _D["warmup_fraction"],
+                   "Warm-up, as a fraction of the updates.")
+flags.DEFINE_float("weight_decay", _D["weight_decay"], "GPT-1's decoupled L2 on matrices.")
+flags.DEFINE_float("clip_norm", _D["clip_norm"], "Global gradient-norm clipping (0: none).")
+flags.DEFINE_float("lm_coef", _D["lm_coef"], "Auxiliary LM loss weight (0 disables).")
+flags.DEFINE_float("classifier_dropout", _D["classifier_dropout"],
+                   "Dropout on the classifier input.")
+flags.DEFINE_integer("sequence_length", _D["sequence_length"], "Tokens per sequence.")
+flags.DEFINE_integer("seed", _D["seed"], "Seed (shuffling, initialisation, held-out split).")
+flags.DEFINE_integer("max_train_examples", _D["max_train_examples"],
+                     "Use only the first N training examples (0: all).")
+flags.DEFINE_integer("max_eval_examples", _D["max_eval_examples"],
+                     "Use only the first N examples per eval split (0: all).")
+flags.DEFINE_integer("eval_batch_size", _D["eval_batch_size"], "Batch size for evaluation.")
+flags.DEFINE_float("validation_fraction", _D["validation_fraction"],
+                   "Hold out this fraction of the training file as the validation split "
+                   "(0: the task's dev files).")
+flags.DEFINE_enum("strategy", _D["strategy"], STRATEGIES, "Data parallelism.")
+flags.DEFINE_bool("jit_compile", _D["jit_compile"], "Compile the train step with XLA.")
+flags.DEFINE_alias("xla", "jit_compile")
 flags.DEFINE_list("text_columns", None, "csv: one or two text column names.")
-flags.DEFINE_string("label_column", "label", "csv: the label column.")
+flags.DEFINE_string("label_column", _D["label_column"], "csv: the label column.")
 flags.DEFINE_list("labels", None, "csv: the label values (default: sorted, from train).")
-flags.DEFINE_enum("csv_task", None, ["classification", "entailment", "similarity"],
-                  "csv: the model task (default: by the number of text columns).")
-flags.DEFINE_string("csv_delimiter", ",", "csv: the field separator.")
-
-
-@dataclasses.dataclass(frozen=True)
-class CsvFlags:
-    text_columns: tuple
-    label_column: str
-    labels: tuple | None
-    csv_task: str | None
-    delimiter: str
+flags.DEFINE_enum("csv_head", None, CSV_HEADS,
+                  "csv: the head (default: by the number of text columns).")
+flags.DEFINE_string("csv_delimiter", _D["csv_delimiter"], "csv: the field separator.")
+# Not recipe settings: what to do with the run.
+flags.DEFINE_bool("eval_only", False, "Score the finished run in --output_dir on "
+                  "--eval_data_dir's labelled splits, without training.")
+flags.DEFINE_string("eval_data_dir", None, "A folder of labelled split files (e.g. GLUE's "
+                    "dev.tsv) to score the run on after training (or with --eval_only).")
 
 
 def parse_flags():
-    """The flags as `(task_name, FinetuneConfig, CsvFlags | None)`."""
-    from gpt1_keras.tasks.finetuning import FinetuneConfig
-
-    for name in ("task", "data_dir", "output_dir"):
-        if not FLAGS[name].value:
-            raise app.UsageError(f"--{name} is required.")
-    fields = {f.name for f in dataclasses.fields(FinetuneConfig)} - {"verbose"}
+    """The flags as a `FinetuneConfig`; a bad setting is a usage error naming its flag."""
+    fields = [f.name for f in dataclasses.fields(FinetuneConfig) if f.name != "verbose"]
+    if FLAGS.task is None:
+        raise app.UsageError("--task is required.")
     try:
-        config = FinetuneConfig(**{name: FLAGS[name].value for name in fields})
-    except ValueError as e:
-        raise app.UsageError(str(e)) from None
-    csv_flags = None
-    if FLAGS.task == "csv":
-        if not FLAGS.text_columns:
-            raise app.UsageError("--task=csv needs --text_columns (one or two names).")
-        csv_flags = CsvFlags(tuple(FLAGS.text_columns), FLAGS.label_column,
-                             tuple(FLAGS.labels) if FLAGS.labels else None,
-                             FLAGS.csv_task, FLAGS.csv_delimiter)
-    return FLAGS.task, config, csv_flags
-
-
-def make_task(name, config, csv_flags):
-    from gpt1_keras.tasks import csv_task
-    from gpt1_keras.tasks import get_task
-    from gpt1_keras.tasks.base import require_files
-    from gpt1_keras.tasks.csv_task import csv_labels
-
-    if name != "csv":
-        return get_task(name)
-    labels = csv_flags.labels
-    if labels is None:
-        (train,) = require_files("csv", config.data_dir, ["train.csv"])
-        labels = csv_labels(train, csv_flags.label_column, csv_flags.delimiter)
-    return csv_task(csv_flags.text_columns, csv_flags.label_column, labels,
-                    csv_flags.csv_task, csv_flags.delimiter)
+        return FinetuneConfig(**{name: FLAGS[name].value for name in fields})
+    except ConfigError as e:
+        raise app.UsageError(f"--{e}") from None
 
 
 def main(argv):
-    del argv
-    name, config, csv_flags = parse_flags()
-    from gpt1_keras.tasks.finetuning import finetune
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from gpt1_keras.tasks import finetuning
 
-    results = finetune(config, make_task(name, config, csv_flags))
+    if FLAGS.eval_only:
+        if not (FLAGS.output_dir and FLAGS.eval_data_dir):
+            raise app.UsageError("--eval_only needs --output_dir and --eval_data_dir.")
+        _print(finetuning.evaluate_run(FLAGS.output_dir, FLAGS.eval_data_dir), "eval")
+        return
+    config = parse_flags()
+    try:
+        results = finetuning.finetune(config)
+    except ConfigError as e:  # A setting found bad only when the run starts.
+        raise app.UsageError(f"--{e}") from None
+    _print(results, config.task)
+    if FLAGS.eval_data_dir:
+        _print(finetuning.evaluate_run(config.output_dir, FLAGS.eval_data_dir), "eval")
+
+
+def _print(results, prefix):
     for split, values in results["splits"].items():
-        print(f"{name} {split}: " + ", ".join(
+        print(f"{prefix} {split}: " + ", ".join(
             f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -1,291 +1,27 @@
-"""Fine-tuning data: GPT-1 task input transforms (paper Figure 1) on `tf.data`.
+"""Fine-tuning data on `tf.data`: labelled examples -> batches a `GPT1Classifier` trains on.
 
-TensorFlow-only module. Every task turns its texts into sequences
+TensorFlow-only module. `task_batches` checks, shards, shuffles, repeats and
+batches raw examples into `(x, y)` with `x` in `GPT1ClassifierPreprocessor`'s
+layout; fine-tuning maps the model's preprocessor over them
+(`ds.map(preprocessor, num_parallel_calls=AUTOTUNE)`), which applies GPT-1's
+input transforms (`gpt1_keras.preprocessing.packing`, re-exported here).
+`make_task_dataset` is both steps in one call, with a preprocessor of its own.
 
-    [start] part_1 [delim] part_2 ... [delim] part_n [classify] [pad] ...
-
-| task | sequences per example | `token_ids` shape |
-| --- | --- | --- |
-| `"classification"` | `[start] text [classify]` | `[B, T]` |
-| `"entailment"` | `[start] premise [delim] hypothesis [classify]` | `[B, T]` |
-| `"similarity"` | `[start] a [delim] b [classify]`, then `[start] b [delim] a [classify]` | `[B, 2, T]` |
-| `"multiple_choice"` | per choice k: `[start] context question [delim] choice_k [classify]` | `[B, K, T]` |
-
-Each element is `(x, y)` with `x = {"token_ids": int32, "padding_mask": bool}`
-of the shapes above and `y` the labels: int32 class ids (the index of the
-right choice for multiple choice) or float32 with `regression=True`.
-
-Padding is on the right, so **the classify token is always the last
-non-padding token**: its position is `sum(padding_mask, -1) - 1`. Truncation
-keeps it so: when the texts do not fit, tokens are cut from the end of the
-longest segment first, one at a time (ties: the later segment first), until
-segments plus special tokens fit in `sequence_length`; the special tokens are
-never cut. For similarity the pair is trimmed once, then laid out in both
-orders, so both sequences hold the same tokens.
-
-An empty text is valid and contributes no tokens (`[start] [classify]` for an
-empty classification input).
+Each element of `make_task_dataset` is `(x, y)` with
+`x = {"token_ids": int32, "padding_mask": int32}` of the shapes in
+`packing` and `y` the labels: int32 class ids (the index of the right choice
+for multiple choice) or float32 with `regression=True`.
 """
 
 import tensorflow as tf
 
+from gpt1_keras.preprocessing.gpt1_classifier_preprocessor import GPT1ClassifierPreprocessor
+from gpt1_keras.preprocessing.packing import TASKS
+from gpt1_keras.preprocessing.packing import pack_segments  # noqa: F401  (re-exported)
+from gpt1_keras.preprocessing.packing import task_inputs  # noqa: F401  (re-exported)
+from gpt1_keras.preprocessing.packing import trim_longest_first  # noqa: F401  (re-exported)
+
 AUTOTUNE = tf.data.AUTOTUNE
-TASKS = ("classification", "entailment", "similarity", "multiple_choice")
-
-
-@tf.autograph.experimental.do_not_convert
-def trim_longest_first(lengths, max_total):
-    """Segment lengths after trimming the longest segment first.
-
-    Equivalent to: while `sum(lengths) > max_total`, decrement the longest
-    segment (the later one on ties). Computed in closed form: every trimmed
-    segment ends at `c` or `c + 1` tokens for the largest `c` that fits.
-
-    Args:
-        lengths: int32 `[B, S]`, the lengths of S segments per example.
-        max_total: the token budget per example (scalar, >= 0).
-
-    Returns:
-        int32 `[B, S]` trimmed lengths, each `<=` its input, summing to
-        `min(sum(lengths), max_total)` per row.
-
-    Example:
-    >>> trim_longest_first(tf.constant([[10, 3], [4, 4]]), 6)
-    [[3, 3], [3, 3]]
-    """
-    lengths = tf.convert_to_tensor(lengths, tf.int32)
-    max_total = tf.convert_to_tensor(max_total, tf.int32)
-
-    def total_at(c):  # (B,) -> (B,): sum(min(lengths, c))
-        return tf.reduce_sum(tf.minimum(lengths, c[:, None]), axis=-1)
-
-    # Bisection for the largest cap c with total_at(c) <= max_total; the
-    # invariant is total_at(lo) <= max_total < total_at(hi) (or no trim).
-    def halve(lo, hi):
-        mid = (lo + hi) // 2
-        fits = total_at(mid) <= max_total
-        return tf.where(fits, mid, lo), tf.where(fits, hi, mid)
-
-    lo, hi = tf.while_loop(
-        lambda lo, hi: tf.reduce_any(hi - lo > 1),
-        halve,
-        (tf.zeros_like(lengths[:, 0]), tf.reduce_max(lengths, axis=-1) + 1),
-    )
-    trimmed = tf.minimum(lengths, lo[:, None])
-    # The budget left over goes, one token each, to the earlier capped
-    # segments (so the later ones are the ones cut on ties).
-    left = max_total - tf.reduce_sum(trimmed, axis=-1)
-    capped = lengths > lo[:, None]
-    rank = tf.cumsum(tf.cast(capped, tf.int32), axis=-1)
-    extra = tf.logical_and(capped, rank <= left[:, None])
-    return trimmed + tf.cast(extra, tf.int32)
-
-
-def pack_segments(
-    parts,
-    sequence_length,
-    start_token_id,
-    delimiter_token_id,
-    classify_token_id,
-    pad_token_id,
-):
-    """Lays out `[start] part_1 [delim] ... part_n [classify]`, trimmed, padded.
-
-    Args:
-        parts: a list of parts; each part is a list of int `tf.RaggedTensor`
-            segments `[B, None]`, written one after the other. Parts are
-            separated by the delimiter token. All segments of all parts are
-            trimmed together, longest first (`trim_longest_first`).
-        sequence_length: `T`, the output length; must leave room for the
-            `len(parts) + 1` special tokens.
-        start_token_id: the `_start_` token id.
-        delimiter_token_id: the `_delimiter_` token id.
-        classify_token_id: the `_classify_` token id.
-        pad_token_id: the id filling positions after `_classify_`.
-
-    Returns:
-        `(token_ids, padding_mask)`: int32 `[B, T]` and bool `[B, T]`.
-
-    Example:
-    >>> a = tf.ragged.constant([[5, 6, 7]])
-    >>> b = tf.ragged.constant([[8]])
-    >>> pack_segments([[a], [b]], 8, 1, 2, 3, 0)[0]
-    [[1, 5, 6, 7, 2, 8, 3, 0]]
-    """
-    num_specials = len(parts) + 1
-    if sequence_length < num_specials:
-        raise ValueError(
-            f"`sequence_length` must hold the {num_specials} special tokens. "
-            f"Received: sequence_length={sequence_length}"
-        )
-    lengths = tf.stack(
-        [s.row_lengths() for part in parts for s in part], axis=-1
-    )
-    keep = trim_longest_first(
-        tf.cast(lengths, tf.int32), sequence_length - num_specials
-    )
-    return _pack(
-        parts, keep, sequence_length, start_token_id, delimiter_token_id,
-        classify_token_id, pad_token_id,
-    )
-
-
-@tf.autograph.experimental.do_not_convert
-def _pack(
-    parts,
-    keep,
-    sequence_length,
-    start_token_id,
-    delimiter_token_id,
-    classify_token_id,
-    pad_token_id,
-):
-    """`pack_segments` with the kept lengths `keep` `[B, S]` given.
-
-    Scatters every kept token straight to its output position, which is
-    cheaper than ragged slicing and concatenation.
-    """
-    batch = tf.shape(keep)[0]
-    rows = tf.range(batch)
-    # (row, column, value) triples of every output token; [start] first.
-    triples = [(rows, tf.zeros_like(rows), tf.fill([batch], start_token_id))]
-    offset = tf.ones_like(rows)  # (B,): the next free column
-    i = 0
-    for p, part in enumerate(parts):
-        for segment in part:
-            row = tf.cast(segment.value_rowids(), tf.int32)
-            start = tf.gather(tf.cast(segment.row_starts(), tf.int32), row)
-            position = tf.range(tf.size(row)) - start  # within the row
-            kept = position < tf.gather(keep[:, i], row)
-            triples.append((
-                tf.boolean_mask(row, kept),
-                tf.boolean_mask(tf.gather(offset, row) + position, kept),
-                tf.boolean_mask(tf.cast(segment.values, tf.int32), kept),
-            ))
-            offset += keep[:, i]
-            i += 1
-        last = p == len(parts) - 1
-        special = classify_token_id if last else delimiter_token_id
-        triples.append((rows, offset, tf.fill([batch], special)))
-        offset += 1
-    row, column, value = (tf.concat(t, axis=0) for t in zip(*triples))
-    token_ids = tf.tensor_scatter_nd_update(
-        tf.fill([batch, sequence_length], tf.cast(pad_token_id, tf.int32)),
-        tf.stack([row, column], axis=-1),
-        value,
-    )
-    padding_mask = tf.range(sequence_length)[None, :] < offset[:, None]
-    return token_ids, padding_mask
-
-
-def task_inputs(
-    tokenizer,
-    task,
-    text_a,
-    text_b=None,
-    question=None,
-    sequence_length=512,
-):
-    """Tokenizes a batch of texts and applies a GPT-1 input transform.
-
-    Args:
-        tokenizer: a tokenizer such as `GPT1Tokenizer`: called on a string
-            tensor `[N]` it returns an int `tf.RaggedTensor` `[N, None]`; it
-            has `start_token_id`, `delimiter_token_id`, `classify_token_id`
-            and `pad_token_id`.
-        task: one of `"classification"`, `"entailment"`, `"similarity"`,
-            `"multiple_choice"`.
-        text_a: string `[B]`: the text, premise, first sentence, or
-            multiple-choice context.
-        text_b: string `[B]` (hypothesis, second sentence) or, for multiple
-            choice, `[B, K]` (the choices). Unused for classification.
-        question: multiple choice only, optional string `[B]`, written right
-            after the context (no delimiter) and trimmed as its own segment.
-        sequence_length: `T`.
-
-    Returns:
-        `{"token_ids": int32, "padding_mask": bool}`, `[B, T]`, `[B, 2, T]`
-        (similarity) or `[B, K, T]` (multiple choice).
-
-    Example:
-    >>> x = task_inputs(GPT1Tokenizer(), "entailment",
-    ...                 tf.constant(["a man sleeps ."]),
-    ...                 tf.constant(["a person rests ."]), sequence_length=16)
-    """
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}. Received: {task!r}")
-    num_specials = 2 if task == "classification" else 3
-    if sequence_length < num_specials:
-        raise ValueError(
-            f"`sequence_length` must hold the {num_specials} special tokens "
-            f"of {task!r}. Received: sequence_length={sequence_length}"
-        )
-    if task != "classification" and text_b is None:
-        raise ValueError(f"The {task!r} task needs `text_b`.")
-    if question is not None and task != "multiple_choice":
-        raise ValueError("`question` is only used by 'multiple_choice'.")
-    ids = {
-        name: getattr(tokenizer, name)
-        for name in ("start_token_id", "delimiter_token_id",
-                     "classify_token_id", "pad_token_id")
-    }
-
-    def tokenize(*texts):
-        # One tokenizer call for all fields (one trace, one bigger batch),
-        # then split back into one ragged [n_i, None] per field.
-        texts = [tf.reshape(tf.convert_to_tensor(t, tf.string), [-1])
-                 for t in texts]
-        out = tokenizer(tf.concat(texts, axis=0))
-        if not isinstance(out, tf.RaggedTensor):
-            raise TypeError(
-                "The tokenizer must return a `tf.RaggedTensor` [batch, None]. "
-                f"Received: {type(out).__name__}"
-            )
-        out, start, fields = tf.cast(out, tf.int32), 0, []
-        for t in texts:
-            end = start + tf.size(t)
-            fields.append(out[start:end])
-            start = end
-        return fields
-
-    def pack(parts):
-        token_ids, padding_mask = pack_segments(parts, sequence_length, **ids)
-        return {"token_ids": token_ids, "padding_mask": padding_mask}
-
-    if task == "classification":
-        (a,) = tokenize(text_a)
-        return pack([[a]])
-    if task == "entailment":
-        a, b = tokenize(text_a, text_b)
-        return pack([[a], [b]])
-    if task == "similarity":
-        a, b = tokenize(text_a, text_b)
-        # Trim the pair once so both orders hold the same tokens.
-        lengths = tf.stack([a.row_lengths(), b.row_lengths()], axis=-1)
-        keep = trim_longest_first(
-            tf.cast(lengths, tf.int32), sequence_length - 3
-        )
-        ab = _pack([[a], [b]], keep, sequence_length, **ids)
-        ba = _pack([[b], [a]], keep[:, ::-1], sequence_length, **ids)
-        return {
-            "token_ids": tf.stack([ab[0], ba[0]], axis=1),
-            "padding_mask": tf.stack([ab[1], ba[1]], axis=1),
-        }
-    # multiple_choice: (B, K) choices -> B*K sequences -> (B, K, T).
-    text_b = tf.convert_to_tensor(text_b, tf.string)
-    num_choices = text_b.shape[1] or tf.shape(text_b)[1]  # static if known
-    fields = [text_a, text_b] + ([question] if question is not None else [])
-    a, choices, *q = tokenize(*fields)
-
-    def per_choice(segment):  # (B, None) -> (B*K, None)
-        index = tf.repeat(tf.range(tf.shape(text_b)[0]), num_choices)
-        return tf.gather(segment, index)
-
-    x = pack([[per_choice(a)] + [per_choice(s) for s in q], [choices]])
-    return {
-        k: tf.reshape(v, [-1, num_choices, sequence_length])
-        for k, v in x.items()
-    }
 
 
 def make_task_dataset(
@@ -305,6 +41,38 @@ def make_task_dataset(
 ):
     """Builds a fine-tuning dataset of `(x, y)` for a GPT-1 task.
 
+    `task_batches(...)` mapped with a `GPT1ClassifierPreprocessor(tokenizer,
+    task, sequence_length)`; see `task_batches` for the arguments.
+
+    Example:
+    >>> examples = (["a good movie", "boring"], [1, 0])
+    >>> ds = make_task_dataset(examples, GPT1Tokenizer(), "classification",
+    ...                        sequence_length=64, batch_size=2)
+    """
+    preprocessor = GPT1ClassifierPreprocessor(tokenizer, task, sequence_length)
+    ds = task_batches(
+        examples, task, batch_size=batch_size, regression=regression,
+        num_classes=num_classes, shuffle=shuffle, seed=seed,
+        shuffle_buffer_size=shuffle_buffer_size, repeat=repeat,
+        drop_remainder=drop_remainder, input_context=input_context)
+    return ds.map(preprocessor, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def task_batches(
+    examples,
+    task,
+    batch_size=32,
+    regression=False,
+    num_classes=None,
+    shuffle=False,
+    seed=None,
+    shuffle_buffer_size=10_000,
+    repeat=False,
+    drop_remainder=False,
+    input_context=None,
+):
+    """Raw `(x, y)` batches for a `GPT1ClassifierPreprocessor` of `task`.
+
     Args:
         examples: a `tf.data.Dataset` of tuples, or a tuple of equally long
             columns (lists or arrays) fed to `from_tensor_slices`. Per example:
@@ -313,9 +81,7 @@ def make_task_dataset(
             takes `(context, choices, label)` with `choices` a `[K]` string
             vector (same K for all examples) or
             `(context, question, choices, label)`.
-        tokenizer: as in `task_inputs`.
         task: one of `TASKS`.
-        sequence_length: `T`; texts are trimmed longest-first to fit.
         batch_size: the global batch size. With `input_context`, each replica
             gets `input_context.get_per_replica_batch_size(batch_size)`.
         regression: float32 labels (e.g. STS-B) instead of int32 classes.
@@ -330,18 +96,15 @@ def make_task_dataset(
             between input pipelines.
 
     Returns:
-        A `tf.data.Dataset` of `(x, y)`; see the module docstring for shapes.
+        A `tf.data.Dataset` of `(x, y)`: `x` the text fields without the
+        label (one string tensor for classification, else a tuple), `y`
+        int32 (float32 with `regression`).
 
     Raises:
         ValueError: an unknown task, or examples of the wrong structure or
             dtype (the message names the field). Bad labels (negative, out of
             range, or a non-empty `text_b` for classification) raise
             `tf.errors.InvalidArgumentError` when iterated.
-
-    Example:
-    >>> examples = (["a good movie", "boring"], [1, 0])
-    >>> ds = make_task_dataset(examples, GPT1Tokenizer(), "classification",
-    ...                        sequence_length=64, batch_size=2)
     """
     if task not in TASKS:
         raise ValueError(f"`task` must be one of {TASKS}. Received: {task!r}")
@@ -365,7 +128,7 @@ def make_task_dataset(
     if repeat:
         examples = examples.repeat()
 
-    def transform(batch):
+    def checked(batch):
         checks = []
         label = batch["label"]
         if not regression:
@@ -387,23 +150,14 @@ def make_task_dataset(
                 message="classification takes one text: `text_b` must be "
                         "empty (use task='entailment' for pairs)"))
         with tf.control_dependencies(checks):
-            x = task_inputs(
-                tokenizer,
-                task,
-                batch["text_a"],
-                None if task == "classification" else batch["text_b"],
-                question=batch.get("question"),
-                sequence_length=sequence_length,
-            )
             y = tf.cast(label, tf.float32 if regression else tf.int32)
-        # Keep the static batch size (known with drop_remainder=True).
-        x = {k: tf.ensure_shape(v, label.shape.concatenate(v.shape[1:]))
-             for k, v in x.items()}
-        return x, y
+            if task == "classification":
+                return tf.identity(batch["text_a"]), y
+            names = [f for f in fields if f not in ("label",)]
+            return tuple(tf.identity(batch[f]) for f in names), y
 
     ds = examples.batch(batch_size, drop_remainder=drop_remainder)
-    ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds.prefetch(AUTOTUNE)
+    return ds.map(checked, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
 def _field_names(task, spec):

@@ -1,14 +1,13 @@
 """`ClassifierServingModule`: a `GPT1Classifier` and its input transform as signatures.
 
 TensorFlow-only module (the model runs on the Keras TensorFlow backend). The
-signatures take raw strings; tokenization, GPT-1's task input transform
-(`gpt1_keras.data.task_dataset.task_inputs`: special tokens, longest-first
+signatures take raw strings; the classifier's own `GPT1ClassifierPreprocessor`
+(tokenization and GPT-1's task input transform: special tokens, longest-first
 truncation, padding) and the model run in one graph. See `docs/serving.md`.
 """
 
 import tensorflow as tf
 
-from gpt1_keras.data import task_dataset
 from gpt1_keras.export.serving_utils import Untracked
 from gpt1_keras.export.serving_utils import same_batch_check
 from gpt1_keras.export.serving_utils import signature_function
@@ -19,7 +18,7 @@ class ClassifierServingModule(tf.Module):
     """The `serving_default` signature of a fine-tuned classifier (and one more for
     multiple choice with a question).
 
-    | `task` | inputs (string) | outputs |
+    | `head` | inputs (string) | outputs |
     | --- | --- | --- |
     | `"classification"` | `text [B]` | `probabilities [B, C]`, `label [B]`, `label_name [B]` |
     | `"entailment"`, `"similarity"` | `text [B]`, `text_b [B]` | the same, or `score [B]` for regression |
@@ -39,22 +38,35 @@ class ClassifierServingModule(tf.Module):
 
     Args:
         classifier: a built `GPT1Classifier`.
-        tokenizer: a `GPT1Tokenizer` (or a tokenizer with its interface).
-        sequence_length: `T`, tokens per sequence (at most the backbone's
-            `max_sequence_length`).
+        preprocessor: the `GPT1ClassifierPreprocessor` that turns the strings
+            into the model's inputs; default: the classifier's own. Its
+            `sequence_length` (at most the backbone's `max_sequence_length`)
+            and `label_names` are the export's.
         label_names: optional class names (one per class), or multiple-choice
-            answer names.
+            answer names; default: the preprocessor's `label_names`.
     """
 
-    def __init__(self, classifier, tokenizer, sequence_length, label_names=None):
+    def __init__(self, classifier, preprocessor=None, label_names=None):
         super().__init__(name="gpt1_classifier_serving")
+        preprocessor = preprocessor or classifier.preprocessor
+        if preprocessor is None:
+            raise ValueError(
+                "The classifier has no preprocessor: attach a GPT1ClassifierPreprocessor "
+                "(what fine-tuning saves in model.keras) or pass `preprocessor`.")
+        task = classifier.head
+        if preprocessor.head != task:
+            raise ValueError(
+                f"The preprocessor lays inputs out for head={preprocessor.head!r}, the "
+                f"classifier has head={task!r}.")
+        sequence_length = preprocessor.sequence_length
         context = classifier.backbone.max_sequence_length
         if not isinstance(sequence_length, int) or not 3 <= sequence_length <= context:
             raise ValueError(
                 f"`sequence_length` must be an int in [3, {context}] (the backbone's "
                 f"max_sequence_length). Received: sequence_length={sequence_length!r}")
-        task = classifier.task
         regression = classifier.num_classes == 1
+        if label_names is None:
+            label_names = preprocessor.label_names
         if label_names is not None:
             label_names = [str(n) for n in label_names]
             if regression:
@@ -66,8 +78,8 @@ class ClassifierServingModule(tf.Module):
                     f"`label_names` needs one name per class ({classifier.num_classes}). "
                     f"Received {len(label_names)}: {label_names}")
         self.model_variables = list(classifier.variables)
-        self.tokenizer_resources = tokenizer_resources(tokenizer)
-        self._keras = Untracked(model=classifier, tokenizer=tokenizer)
+        self.tokenizer_resources = tokenizer_resources(preprocessor.tokenizer)
+        self._keras = Untracked(model=classifier, preprocessor=preprocessor)
         self.task = task
         self.regression = regression
         self.sequence_length = sequence_length
@@ -120,15 +132,15 @@ class ClassifierServingModule(tf.Module):
     # === The graph ===
 
     def _predict(self, text, text_b=None, question=None):
-        x = task_dataset.task_inputs(
-            self._keras.tokenizer, self.task, text, text_b, question=question,
-            sequence_length=self.sequence_length)
+        fields = [text] + ([question] if question is not None else []) + (
+            [text_b] if text_b is not None else [])
+        x = self._keras.preprocessor(tuple(fields) if len(fields) > 1 else text)
         # (..., T) -> (..., W): cut the padding past the batch's longest sequence.
         # Outputs are unchanged (causal attention; the head reads the classify
         # token), and a batch of short texts costs W positions, not T.
         lengths = tf.reduce_sum(tf.cast(x["padding_mask"], tf.int32), axis=-1)
         width = tf.maximum(tf.reduce_max(tf.reshape(lengths, [-1])), 1)  # >= 1, empty batch too
-        x = {k: tf.cast(v[..., :width], tf.int32) for k, v in x.items()}
+        x = {k: v[..., :width] for k, v in x.items()}
         outputs = tf.cast(self._keras.model(x, training=False), tf.float32)
         if self.regression:
             return {"score": outputs}

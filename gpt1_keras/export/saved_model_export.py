@@ -46,8 +46,8 @@ def export_saved_model(
         model_or_path: a `GPT1Classifier` or `GPT1CausalLM`, a `.keras` file
             holding one, or a model directory holding `model.keras` (from
             `//pipelines:finetune` or `//pipelines:pretrain`). A directory's
-            `metrics.json` (written by fine-tuning) supplies the task name, and
-            from it the label names, and the sequence length.
+            `metrics.json` (written by fine-tuning) supplies the task name (and
+            the sequence length of a classifier without a preprocessor).
         export_dir: the model base path; the SavedModel goes to
             `export_dir/<version>/`.
         version: a positive int; default: one more than the highest version
@@ -59,8 +59,8 @@ def export_saved_model(
             preprocessor's, else `metrics.json`'s, else the backbone's
             `max_sequence_length`.
         label_names: classifiers only: class names for the `label_name` output;
-            default: the fine-tuning task's labels when `metrics.json` names a
-            known task (`--task=csv` records none: pass them here).
+            default: the classifier's preprocessor's `label_names` (fine-tuning
+            stores the task's, `--task=csv` included).
         max_new_tokens_limit: language models only: the most tokens one
             `generate` call adds per prompt (default: `max_sequence_length`).
         utf8_errors: `None` (the tokenizer's own setting; `GPT1Tokenizer`
@@ -99,17 +99,11 @@ def export_saved_model(
         if max_new_tokens_limit is not None:
             raise ValueError("`max_new_tokens_limit` is for language models; "
                              f"{source} holds a GPT1Classifier.")
-        preprocessor = model.preprocessor
-        if tokenizer is None and preprocessor is not None:
-            tokenizer = preprocessor.tokenizer
-        if sequence_length is None:
-            sequence_length = (
-                preprocessor.sequence_length if preprocessor is not None
-                else metadata.get("sequence_length") or model.backbone.max_sequence_length)
-        if label_names is None:
-            label_names = metadata.get("label_names")
-        tokenizer = _tokenizer(tokenizer, utf8_errors)
-        module = ClassifierServingModule(model, tokenizer, sequence_length, label_names)
+        preprocessor = _classifier_preprocessor(model, tokenizer, sequence_length,
+                                                utf8_errors, metadata)
+        tokenizer = preprocessor.tokenizer
+        sequence_length = preprocessor.sequence_length
+        module = ClassifierServingModule(model, preprocessor, label_names)
         info.update(task=model.task, fine_tuning_task=metadata.get("task"),
                     num_classes=model.num_classes, sequence_length=sequence_length,
                     label_names=module.label_names)
@@ -138,9 +132,8 @@ def load_model(model_or_path):
     """The model to export, where it came from, and what its directory says.
 
     Returns:
-        `(model, source, metadata)`; `metadata` may hold `task`,
-        `label_names` and `sequence_length` (from a fine-tuning
-        `metrics.json`).
+        `(model, source, metadata)`; `metadata` may hold `task` and
+        `sequence_length` (from a fine-tuning `metrics.json`).
     """
     import gpt1_keras.models  # noqa: F401  (registers the classes with Keras)
 
@@ -163,7 +156,7 @@ def load_model(model_or_path):
 
 
 def _read_metadata(path):
-    """Task, label names and sequence length from a fine-tuning `metrics.json`."""
+    """Task and sequence length from a fine-tuning `metrics.json`."""
     if not os.path.isfile(path):
         return {}
     with open(path, encoding="utf-8") as f:
@@ -177,12 +170,30 @@ def _read_metadata(path):
         metadata["sequence_length"] = config["sequence_length"]
     task = metrics.get("task") if isinstance(metrics, dict) else None
     if isinstance(task, str):
-        from gpt1_keras.tasks.registry import TASKS
-
         metadata["task"] = task
-        if task in TASKS and TASKS[task].labels is not None:
-            metadata["label_names"] = list(TASKS[task].labels)
     return metadata
+
+
+def _classifier_preprocessor(model, tokenizer, sequence_length, utf8_errors, metadata):
+    """The classifier's own preprocessor, or one with the overrides given.
+
+    Label names come from the preprocessor's config (fine-tuning stores the
+    task's there), never from `metrics.json`.
+    """
+    from gpt1_keras.preprocessing import GPT1ClassifierPreprocessor
+
+    own = model.preprocessor
+    if own is not None and tokenizer is None and sequence_length is None and (
+            utf8_errors is None or getattr(own.tokenizer, "errors", None) == utf8_errors):
+        return own
+    if tokenizer is None and own is not None:
+        tokenizer = own.tokenizer
+    if sequence_length is None:
+        sequence_length = (own.sequence_length if own is not None else
+                           metadata.get("sequence_length") or model.backbone.max_sequence_length)
+    return GPT1ClassifierPreprocessor(
+        _tokenizer(tokenizer, utf8_errors), model.head, sequence_length,
+        label_names=own.label_names if own is not None else None)
 
 
 def _tokenizer(tokenizer, utf8_errors):

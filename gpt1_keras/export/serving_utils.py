@@ -22,16 +22,34 @@ def signature_function(method, input_signature):
 
 
 def tokenizer_resources(tokenizer):
-    """The lookup tables (and other TF resources) a tokenizer holds as attributes.
+    """The lookup tables (and other TF resources) a tokenizer holds, at any depth.
 
     A SavedModel must track every resource its functions use; the tokenizer's
-    hash tables are found here so that any tokenizer with the `GPT1Tokenizer`
-    interface exports, whatever it names them.
+    hash tables are found here (in its attributes, and in those of the objects
+    it holds, such as its BPE encoder) so that any tokenizer with the
+    `GPT1Tokenizer` interface exports, whatever it names them.
     """
-    return [
-        value for value in vars(tokenizer).values()
-        if isinstance(value, tf.saved_model.experimental.TrackableResource)
-    ]
+    found, seen = [], set()
+
+    def visit(value, depth):
+        if id(value) in seen or depth > 3:
+            return
+        seen.add(id(value))
+        if isinstance(value, tf.saved_model.experimental.TrackableResource):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                visit(v, depth + 1)
+        elif isinstance(value, dict):
+            for v in value.values():
+                visit(v, depth + 1)
+        elif hasattr(value, "__dict__") and not isinstance(value, (type, tf.Tensor)):
+            for v in vars(value).values():
+                visit(v, depth + 1)
+
+    for value in vars(tokenizer).values():
+        visit(value, 0)
+    return found
 
 
 def broadcast_to_batch(value, batch, name):

@@ -147,7 +147,7 @@ class TaskInputsTest(tf.test.TestCase):
         self.assertAllEqual(ids[np.arange(32), last], [C] * 32)
         self.assertAllEqual(ids[:, 0], [S] * 32)
         self.assertAllEqual((ids == D).sum(-1), [1] * 32)
-        self.assertTrue((ids[~mask] == P).all())
+        self.assertTrue((ids[mask == 0] == P).all())
         for i, (a, b) in enumerate(zip(texts_a, texts_b)):
             la, lb = len(a.split()), len(b.split())
             self.assertEqual(mask[i].sum(), min(la + lb, 21) + 3)

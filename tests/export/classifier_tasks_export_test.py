@@ -23,12 +23,13 @@ CHOICES = [["on the mat", "in the rain", "", "at school"],
            ["ending " * 100, "x", "y", "z"]]
 
 
-def _model(task, num_classes, preprocessor_length):
+def _model(head, num_classes, preprocessor_length, label_names=None):
     keras.utils.set_random_seed(11)
     tokenizer = GPT1Tokenizer()
     return GPT1Classifier(
-        GPT1Backbone.from_preset("gpt1_tiny"), num_classes=num_classes, task=task,
-        preprocessor=GPT1ClassifierPreprocessor(tokenizer, task, preprocessor_length))
+        GPT1Backbone.from_preset("gpt1_tiny"), num_classes=num_classes, head=head,
+        preprocessor=GPT1ClassifierPreprocessor(tokenizer, head, preprocessor_length,
+                                                label_names=label_names))
 
 
 class ClassifierTasksExportTest(absltest.TestCase):
@@ -54,7 +55,7 @@ class ClassifierTasksExportTest(absltest.TestCase):
                                    atol=1e-5, rtol=0)
 
     def test_multiple_choice_with_and_without_question(self):
-        model = _model("multiple_choice", None, 32)
+        model = _model("multiple_choice", None, 32, label_names="ABCD")
         model_dir = lib.save_model_dir(model, self.create_tempdir().full_path,
                                        task="race", sequence_length=32)
         path = export_saved_model(model_dir, self.create_tempdir().full_path)
@@ -93,7 +94,7 @@ class ClassifierTasksExportTest(absltest.TestCase):
             np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5, rtol=0,
                                        err_msg=key)
             np.testing.assert_array_equal(out["label"], expected.argmax(-1))
-            # RACE's answer names.
+            # RACE's answer names, from the preprocessor's config.
             self.assertEqual(list(out["label_name"]),
                              ["ABCD"[i].encode() for i in expected.argmax(-1)])
 

@@ -55,8 +55,28 @@ class GPT1ClassifierPreprocessorTest(absltest.TestCase):
     def test_wrong_number_of_fields(self):
         with self.assertRaisesRegex(ValueError, "'entailment' takes 2 text field"):
             self._run("entailment", (["a"], ["b"], ["c"]))
-        with self.assertRaisesRegex(ValueError, "task='ranking'"):
+        with self.assertRaisesRegex(ValueError, "head='ranking'"):
             GPT1ClassifierPreprocessor(FakeTokenizer(), "ranking")
+        with self.assertRaisesRegex(ValueError, "at least 2 names"):
+            GPT1ClassifierPreprocessor(FakeTokenizer(), label_names=["only"])
+
+    def test_config_round_trip_keeps_label_names(self):
+        from gpt1_keras.tokenizers import GPT1Tokenizer
+
+        preprocessor = GPT1ClassifierPreprocessor(GPT1Tokenizer(), "entailment", 12,
+                                                  label_names=["entailment", "other"])
+        config = preprocessor.get_config()
+        self.assertEqual(config["label_names"], ["entailment", "other"])
+        restored = GPT1ClassifierPreprocessor.from_config(config)
+        self.assertEqual((restored.head, restored.sequence_length, restored.label_names),
+                         ("entailment", 12, ("entailment", "other")))
+        x = (["A man sleeps."], ["A person rests."])
+        np.testing.assert_array_equal(restored(x)["token_ids"], preprocessor(x)["token_ids"])
+        # Configs saved before the head type had its own name (`task`) still load.
+        old = {k: v for k, v in config.items() if k not in ("head", "label_names")}
+        self.assertEqual(
+            GPT1ClassifierPreprocessor.from_config({**old, "task": "similarity"}).head,
+            "similarity")
 
     def test_inside_dataset_map(self):
         preprocessor = GPT1ClassifierPreprocessor(FakeTokenizer(), "entailment", 6)
@@ -72,6 +92,11 @@ class GPT1ClassifierPreprocessorTest(absltest.TestCase):
         raw = tf.data.Dataset.from_tensor_slices(((["4"], ["7 8"]), [2])).batch(1)
         x, y = next(iter(preprocessor.make_dataset(raw)))
         np.testing.assert_array_equal(x["token_ids"], [[S, 4, D, 7, 8, C]])
+        # A static batch size survives the map (drop_remainder=True, replicas).
+        fixed = tf.data.Dataset.from_tensor_slices(((["4"] * 4, ["7"] * 4), [2] * 4))
+        fixed = fixed.batch(2, drop_remainder=True).map(preprocessor)
+        self.assertEqual(fixed.element_spec[0]["token_ids"].shape.as_list(), [2, 6])
+        self.assertEqual(fixed.element_spec[0]["padding_mask"].dtype, tf.int32)
 
 
 class AttachedPreprocessorTest(absltest.TestCase):
@@ -84,18 +109,23 @@ class AttachedPreprocessorTest(absltest.TestCase):
         keras.utils.set_random_seed(0)
         backbone = GPT1Backbone(vocabulary_size=904, num_layers=1, num_heads=2,
                                 hidden_dim=16, intermediate_dim=32, max_sequence_length=8)
-        model = GPT1Classifier(
-            backbone, num_classes=2, task="entailment",
-            preprocessor=GPT1ClassifierPreprocessor(FakeTokenizer(), "entailment", 8))
+        preprocessor = GPT1ClassifierPreprocessor(FakeTokenizer(), "entailment", 8)
+        model = GPT1Classifier(backbone, num_classes=2, head="entailment",
+                               preprocessor=preprocessor)
         model.compile(optimizer=keras.optimizers.Adam(1e-2))
         x = (["1 2", "3", "1", "3 4"], ["5", "6", "5 5", "6"])
         y = np.array([0, 1, 0, 1])
         history = model.fit(x, y, batch_size=2, epochs=3, verbose=0,
                             validation_data=(x, y))
         self.assertLen(history.history["val_sparse_categorical_accuracy"], 3)
-        self.assertEqual(model.predict(x, batch_size=3, verbose=0).shape, (4, 2))
+        # Raw texts go through the attached preprocessor: the same outputs as
+        # preprocessing by hand.
+        by_hand = keras.ops.convert_to_numpy(model(preprocessor(x), training=False))
+        np.testing.assert_allclose(model.predict(x, batch_size=3, verbose=0), by_hand,
+                                   atol=1e-6)
         loss = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
-        self.assertTrue(np.isfinite(loss))
+        expected = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, by_hand)
+        np.testing.assert_allclose(loss, keras.ops.convert_to_numpy(expected), atol=1e-5)
 
 
 if __name__ == "__main__":
