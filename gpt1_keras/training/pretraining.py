@@ -396,11 +396,17 @@ def pretrain(config, callbacks=()):
     if jit_compile is None:
         jit_compile = backend in ("tensorflow", "jax")
     distribution.check(config.batch_size, jit_compile)
-    # Workers of a multi-worker run read the chief's model_dir; each locks its own.
-    lock_dir = config.model_dir if distribution.is_chief else os.path.join(
-        config.model_dir, "workers", distribution.task)
-    with RunLock(lock_dir, "pretrain"):
+    with RunLock(lock_directory(config.model_dir, distribution), "pretrain"):
         return _pretrain_locked(config, distribution, jit_compile, start, callbacks)
+
+
+def lock_directory(model_dir, distribution):
+    """The directory this process locks: `model_dir` on the chief; on another worker of
+    a multi-worker run (which reads the chief's `model_dir` but writes nothing there
+    but the split), `model_dir/workers/<task>`, so the run does not block itself."""
+    if distribution.is_chief:
+        return model_dir
+    return os.path.join(model_dir, "workers", distribution.task)
 
 
 def _check_resume_compatible(config):

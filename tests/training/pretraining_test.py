@@ -109,6 +109,22 @@ class DistributionCheckTest(absltest.TestCase):
                                                  r"replicas of strategy=mirrored"):
             distribution.check(3, jit_compile=False)
 
+    def test_multi_worker_processes_lock_their_own_directories(self):
+        from gpt1_keras.run_lock import RunLock
+        from gpt1_keras.training.pretraining import lock_directory
+
+        model_dir = self.create_tempdir().full_path
+        chief = distribution_lib.Distribution(name="multi_worker", task="worker-0")
+        worker = distribution_lib.Distribution(name="multi_worker", is_chief=False,
+                                               task="worker-1")
+        self.assertEqual(lock_directory(model_dir, chief), model_dir)
+        self.assertEqual(lock_directory(model_dir, worker),
+                         os.path.join(model_dir, "workers", "worker-1"))
+        # Both held at once (as two processes on one host would): no conflict.
+        with RunLock(lock_directory(model_dir, chief), "pretrain"), \
+                RunLock(lock_directory(model_dir, worker), "pretrain"):
+            pass
+
     def test_single_process_has_one_input_pipeline(self):
         distribution = distribution_lib.make_distribution("default")
         self.assertEqual((distribution.num_input_pipelines, distribution.task), (1, "chief"))
