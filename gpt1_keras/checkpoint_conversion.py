@@ -19,8 +19,11 @@ assigns values to Keras variables. `torch` is imported only to read `.bin`.
 
 import json
 import os
+import pickle
 
 import numpy as np
+
+from gpt1_keras.errors import UserError
 
 _HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _OPENAI_NUM_SHARDS = 10
@@ -57,8 +60,20 @@ _OPENAI_BLOCK_ORDER = (
 )
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UserError, ValueError):
     """A checkpoint does not fit the model it is loaded into."""
+
+
+class CheckpointFileError(UserError, ValueError):
+    """A checkpoint file that exists but cannot be read (corrupt, truncated, wrong format)."""
+
+
+def _read_json(path, what):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CheckpointFileError(f"{path} ({what}) is not valid JSON: {e}.") from None
 
 
 def backbone_config_from_hf(hf_config):
@@ -102,21 +117,40 @@ def load_hf_state_dict(path):
             candidate = os.path.join(path, name)
             if os.path.exists(candidate):
                 return load_hf_state_dict(candidate)
+        found = ("; it holds params_shapes.json, the original release: use "
+                 "source_format='openai'"
+                 if os.path.exists(os.path.join(path, "params_shapes.json")) else "")
         raise FileNotFoundError(
-            f"No weights in {path}: looked for {', '.join(_HF_WEIGHT_FILES)}."
+            f"No weights in {path}: looked for {', '.join(_HF_WEIGHT_FILES)}{found}."
         )
     if not os.path.exists(path):
         raise FileNotFoundError(f"Checkpoint file not found: {path}")
+    corrupt = (f"{path} exists but is not a readable {os.path.splitext(path)[1]} "
+               "checkpoint (corrupt, truncated or another format)")
     if path.endswith(".safetensors"):
+        from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
-        return dict(load_file(path))
+        try:
+            return dict(load_file(path))
+        except (SafetensorError, ValueError) as e:
+            raise CheckpointFileError(f"{corrupt}: {e}; re-download it.") from None
     if path.endswith((".bin", ".pt", ".pth")):
         import torch  # Only needed for PyTorch pickles.
 
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+            # torch's own message (e.g. "Weights only load failed ...") is long and,
+            # for a damaged file, misleading: name the error only.
+            raise CheckpointFileError(
+                f"{corrupt}: torch.load raised {type(e).__name__}; re-download it.") from None
+        if not isinstance(state, dict) or not all(
+                isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointFileError(
+                f"{path} holds a {type(state).__name__}, not a state dict of tensors.")
         return {k: v.detach().float().numpy() for k, v in state.items()}
-    raise ValueError(
+    raise CheckpointFileError(
         f"Unsupported checkpoint file {path}: expected .safetensors or .bin."
     )
 
@@ -221,8 +255,12 @@ def load_openai_params(directory):
     shapes_path = os.path.join(directory, "params_shapes.json")
     if not os.path.exists(shapes_path):
         raise FileNotFoundError(f"Missing {shapes_path} (the list of tensor shapes).")
-    with open(shapes_path) as f:
-        shapes = json.load(f)
+    shapes = _read_json(shapes_path, "the list of tensor shapes")
+    if not isinstance(shapes, list) or not all(
+            isinstance(shape, list) and all(isinstance(d, int) for d in shape)
+            for shape in shapes):
+        raise CheckpointFileError(
+            f"{shapes_path} must hold a list of shapes (lists of ints).")
     shards = []
     for i in range(_OPENAI_NUM_SHARDS):
         shard_path = os.path.join(directory, f"params_{i}.npy")
@@ -231,7 +269,14 @@ def load_openai_params(directory):
                 f"Missing shard {shard_path}: the release has params_0.npy .. "
                 f"params_{_OPENAI_NUM_SHARDS - 1}.npy."
             )
-        shards.append(np.load(shard_path).reshape(-1))
+        try:
+            shard = np.load(shard_path)
+        except (ValueError, EOFError, OSError) as e:
+            raise CheckpointFileError(
+                f"{shard_path} exists but is not a readable .npy array: {e}.") from None
+        if not isinstance(shard, np.ndarray):
+            raise CheckpointFileError(f"{shard_path} is not a .npy array.")
+        shards.append(shard.reshape(-1))
     flat = np.concatenate(shards)
     sizes = [int(np.prod(shape)) for shape in shapes]
     if sum(sizes) != flat.size:
@@ -304,8 +349,12 @@ def load_pretrained_lm(source_format, path, num_special_tokens=3, preset=None):
                 raise FileNotFoundError(
                     f"No config.json beside {path}: name the architecture with a preset."
                 )
-            with open(config_path) as f:
-                config = backbone_config_from_hf(json.load(f))
+            hf_config = _read_json(config_path, "the Hugging Face config")
+            try:
+                config = backbone_config_from_hf(hf_config)
+            except (KeyError, TypeError, AttributeError) as e:
+                raise CheckpointFileError(
+                    f"{config_path} is not an OpenAIGPTConfig (missing or bad {e}).") from None
         tokens = state.get("tokens_embed.weight", state.get("transformer.tokens_embed.weight"))
         if tokens is None:
             raise CheckpointMismatchError(

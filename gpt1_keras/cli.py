@@ -20,12 +20,17 @@
 | `NonFiniteLossError` from training        | 3 |
 
 Anything else is a bug and keeps its traceback.
+
+The same `main` runs as `python pipelines/x.py` (Bazel) and as a console script
+(`gpt1-x`, whose entry point calls `console_main()` of the installed module
+`gpt1_keras.pipelines.x`): `run` makes `--help` list the binary's flags either way.
 """
 
 import errno
 import sys
 
 from absl import app
+from absl import flags
 
 from gpt1_keras.errors import UserError
 
@@ -70,6 +75,21 @@ def _guarded(main):
     return wrapped
 
 
+def _adopt_main_module_flags(main):
+    # absl's --help lists the flags of the module named sys.argv[0]: that is the
+    # binary's own file under `python x.py`, but a console script's wrapper when
+    # installed. Show the flags of the module that defines `main` in both cases.
+    module = getattr(main, "__module__", "__main__")
+    if module in ("__main__", sys.argv[0]):
+        return
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and not main_module.__doc__:
+        main_module.__doc__ = sys.modules[module].__doc__  # absl's usage text
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
 def run(main, **kwargs):
     """`absl.app.run(main)` with the project's expected errors as one line (see above)."""
+    _adopt_main_module_flags(main)
     app.run(_guarded(main), **kwargs)

@@ -10,9 +10,11 @@ Usage:
 import dataclasses
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
+
+from gpt1_keras import cli
+from gpt1_keras.errors import ConfigError
 
 _SOURCE_FORMAT = flags.DEFINE_enum(
     "source_format", "hf", ["hf", "openai"],
@@ -43,13 +45,21 @@ class ConvertConfig:
 def parse_flags():
     """Validates the flags into a `ConvertConfig`, naming the flag at fault."""
     if not _INPUT.value:
-        raise app.UsageError("--input is required: the checkpoint file or directory.")
+        raise ConfigError("--input is required: the checkpoint file or directory.")
     if not os.path.exists(_INPUT.value):
-        raise app.UsageError(f"--input={_INPUT.value} does not exist.")
+        raise ConfigError(f"--input={_INPUT.value} does not exist.")
     if not _OUTPUT.value or not _OUTPUT.value.endswith(".keras"):
-        raise app.UsageError(f"--output must be a path ending in .keras. Received: {_OUTPUT.value!r}")
+        raise ConfigError(f"--output must be a path ending in .keras. Received: {_OUTPUT.value!r}")
+    if os.path.isdir(_OUTPUT.value):
+        raise ConfigError(f"--output={_OUTPUT.value} is a directory; pass a file path.")
     if _NUM_SPECIAL_TOKENS.value < 0:
-        raise app.UsageError(f"--num_special_tokens must be >= 0. Received: {_NUM_SPECIAL_TOKENS.value}")
+        raise ConfigError(f"--num_special_tokens must be >= 0. Received: {_NUM_SPECIAL_TOKENS.value}")
+    if _PRESET.value is not None:
+        from gpt1_keras.models import backbone_presets
+
+        if _PRESET.value not in backbone_presets:
+            raise ConfigError(f"--preset must be one of {sorted(backbone_presets)}. "
+                              f"Received: {_PRESET.value!r}")
     return ConvertConfig(
         source_format=_SOURCE_FORMAT.value,
         input=_INPUT.value,
@@ -63,20 +73,23 @@ def main(argv):
     del argv
     config = parse_flags()
     from gpt1_keras.checkpoint_conversion import load_pretrained_lm
+    from gpt1_keras.saving import atomic_save_model
 
     lm = load_pretrained_lm(
         config.source_format, config.input, config.num_special_tokens, config.preset
     )
-    os.makedirs(os.path.dirname(os.path.abspath(config.output)), exist_ok=True)
-    # Write beside the target, then rename: an interrupted run leaves no torn file.
-    partial = config.output + ".partial.keras"
-    lm.save(partial)
-    os.replace(partial, config.output)
+    # Written beside the target, then renamed: an interrupted run leaves no torn file.
+    atomic_save_model(lm, config.output)
     logging.info(
         "Wrote %s (%d parameters, vocabulary %d).",
         config.output, lm.count_params(), lm.backbone.vocabulary_size,
     )
 
 
+def console_main():
+    """The `gpt1-convert` console script."""
+    cli.run(main)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    console_main()

@@ -15,7 +15,7 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__f
 
 
 def _run_convert(*args):
-    env = dict(os.environ, PYTHONPATH=_REPO_ROOT)
+    env = dict(os.environ, PYTHONPATH=_REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run(
         [sys.executable, "-m", "pipelines.convert", *args],
         cwd=_REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
@@ -49,6 +49,27 @@ class ConvertBinaryTest(absltest.TestCase):
         result = _run_convert(f"--input={source}", "--output=/tmp/model.h5")
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("--output must be a path ending in .keras", result.stderr)
+
+    def test_corrupt_checkpoints_are_one_line_naming_the_file(self):
+        source = self.create_tempdir()
+        source.create_file("config.json", content="{}")
+        weights = source.create_file("model.safetensors", content="\xff" * 4096).full_path
+        torch_dir = self.create_tempdir()
+        torch_weights = torch_dir.create_file("pytorch_model.bin",
+                                              content="not a pickle").full_path
+        output = os.path.join(self.create_tempdir().full_path, "lm.keras")
+        for path, expected in (
+            (source.full_path, f"{weights} exists but is not a readable .safetensors "
+                               "checkpoint"),
+            (torch_dir.full_path, f"{torch_weights} exists but is not a readable .bin "
+                                  "checkpoint"),
+        ):
+            result = _run_convert(f"--input={path}", f"--output={output}")
+            self.assertEqual(result.returncode, 2, result.stderr[-3000:])
+            self.assertNotIn("Traceback", result.stderr)
+            (line,) = [l for l in result.stderr.splitlines() if l.startswith("ERROR:")]
+            self.assertIn(expected, line)
+            self.assertFalse(os.path.exists(output))
 
     def test_missing_weights_are_named(self):
         source = self.create_tempdir().full_path
