@@ -3,12 +3,10 @@ import math
 import keras
 from keras import ops
 
+from gpt1_keras.layers.initializers import gpt1_initializer
+
 # A large negative that is finite in every float dtype we compute softmax in (float32).
 _MASKED_SCORE = -1e9
-
-
-def _normal_002():
-    return keras.initializers.RandomNormal(stddev=0.02)
 
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
@@ -68,7 +66,7 @@ class CausalSelfAttention(keras.layers.Layer):
         self.num_heads = int(num_heads)
         self.dropout = dropout
         self.kernel_initializer = keras.initializers.get(
-            kernel_initializer or _normal_002()
+            kernel_initializer or gpt1_initializer()
         )
         self.supports_masking = True
 

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from gpt1_keras.layers.causal_self_attention import CausalSelfAttention
+from gpt1_keras.layers.initializers import gpt1_initializer
 
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
@@ -56,7 +57,7 @@ class GPT1DecoderBlock(keras.layers.Layer):
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
         self.kernel_initializer = keras.initializers.get(
-            kernel_initializer or keras.initializers.RandomNormal(stddev=0.02)
+            kernel_initializer or gpt1_initializer()
         )
         self.supports_masking = True
 

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from gpt1_keras.layers.initializers import gpt1_initializer
+
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
 class PositionEmbedding(keras.layers.Layer):
@@ -35,7 +37,7 @@ class PositionEmbedding(keras.layers.Layer):
             )
         self.sequence_length = int(sequence_length)
         self.initializer = keras.initializers.get(
-            initializer or keras.initializers.RandomNormal(stddev=0.02)
+            initializer or gpt1_initializer()
         )
 
     def build(self, inputs_shape):

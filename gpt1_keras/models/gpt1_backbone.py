@@ -2,12 +2,9 @@ import keras
 from keras import ops
 
 from gpt1_keras.layers.gpt1_decoder_block import GPT1DecoderBlock
+from gpt1_keras.layers.initializers import gpt1_initializer
 from gpt1_keras.layers.position_embedding import PositionEmbedding
 from gpt1_keras.models.gpt1_presets import get_preset
-
-
-def _gpt1_initializer():
-    return keras.initializers.RandomNormal(stddev=0.02)
 
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
@@ -20,7 +17,7 @@ class GPT1Backbone(keras.Model):
     (`GPT1CausalLM`) projects them with the transposed token embedding.
 
     Choices where GPT-1's original code and Hugging Face differ (both defensible,
-    see GPT1_SPEC.md): embedding dropout acts on the summed activations (as HF),
+    see `docs/model.md`): embedding dropout acts on the summed activations (as HF),
     not on the embedding matrix; positions are `0..T-1` for every row, padded or
     not (as HF), so left-padded rows get shifted positions.
 
@@ -75,13 +72,13 @@ class GPT1Backbone(keras.Model):
         token_embedding = keras.layers.ReversibleEmbedding(
             input_dim=vocabulary_size,
             output_dim=hidden_dim,
-            embeddings_initializer=_gpt1_initializer(),
+            embeddings_initializer=gpt1_initializer(),
             dtype=dtype,
             name="token_embedding",
         )
         position_embedding = PositionEmbedding(
             sequence_length=max_sequence_length,
-            initializer=_gpt1_initializer(),
+            initializer=gpt1_initializer(),
             dtype=dtype,
             name="position_embedding",
         )
@@ -94,7 +91,7 @@ class GPT1Backbone(keras.Model):
                 intermediate_dim=intermediate_dim,
                 dropout=dropout,
                 layer_norm_epsilon=layer_norm_epsilon,
-                kernel_initializer=_gpt1_initializer(),
+                kernel_initializer=gpt1_initializer(),
                 dtype=dtype,
                 name=f"transformer_layer_{i}",
             )

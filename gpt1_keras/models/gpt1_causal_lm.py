@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from gpt1_keras.layers.next_token_log_probs import next_token_log_probs
 from gpt1_keras.models.gpt1_backbone import GPT1Backbone
 
 # Logit given to tokens that top-k / top-p filter out: finite, so that every
@@ -116,12 +117,8 @@ class GPT1CausalLM(keras.Model):
             padding_mask = ops.ones_like(token_ids)
         padding_mask = ops.cast(ops.convert_to_tensor(padding_mask), "int32")
         logits = self({"token_ids": token_ids, "padding_mask": padding_mask}, training=False)
-        log_probs = ops.log_softmax(ops.cast(logits[:, :-1, :], "float32"), axis=-1)
-        # (B, T-1, V) -> (B, T-1): the log-prob of each actual next token.
-        targets = ops.expand_dims(token_ids[:, 1:], -1)
-        next_log_probs = ops.squeeze(ops.take_along_axis(log_probs, targets, axis=-1), -1)
-        next_log_probs = next_log_probs * ops.cast(padding_mask[:, 1:], "float32")
-        return ops.pad(next_log_probs, ((0, 0), (1, 0)))
+        log_probs = next_token_log_probs(logits, token_ids, padding_mask)  # (B, T-1)
+        return ops.pad(log_probs, ((0, 0), (1, 0)))  # (B, T): no score for position 0
 
     def call_with_cache(self, token_ids, cache, cache_update_index):
         """Logits for `token_ids` at positions `cache_update_index...`, with a cache.

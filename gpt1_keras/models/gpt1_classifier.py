@@ -1,130 +1,29 @@
+import warnings
+
 import keras
 from keras import ops
 
+from gpt1_keras.layers.auxiliary_lm_loss import AuxiliaryLMLoss
+from gpt1_keras.layers.classify_token_pooler import ClassifyTokenPooler
+from gpt1_keras.layers.flatten_sequences import FlattenSequences
+from gpt1_keras.layers.initializers import gpt1_initializer
+from gpt1_keras.layers.unflatten_sequences import UnflattenSequences
 from gpt1_keras.models.gpt1_backbone import GPT1Backbone
 
-TASKS = ("classification", "entailment", "similarity", "multiple_choice")
-
-
-def _head_initializer():
-    return keras.initializers.RandomNormal(stddev=0.02)
-
-
-@keras.saving.register_keras_serializable(package="gpt1_keras")
-class ClassifyTokenPooler(keras.layers.Layer):
-    """Picks the hidden state of the last real token (`_classify_`) of each row.
-
-    Padding is on the right, so that token sits at `sum(padding_mask) - 1`.
-
-    Call arguments:
-        hidden: `(N, T, C)` hidden states.
-        padding_mask: `(N, T)`, 1 for real tokens.
-
-    Returns:
-        `(N, C)`.
-    """
-
-    def call(self, hidden, padding_mask):
-        mask = ops.cast(padding_mask, "int32")
-        last = ops.maximum(ops.sum(mask, axis=-1) - 1, 0)  # (N,)
-        index = ops.reshape(last, (-1, 1, 1))  # (N, 1, 1) -> broadcast over C
-        return ops.squeeze(ops.take_along_axis(hidden, index, axis=1), axis=1)
-
-    def compute_output_shape(self, hidden_shape, padding_mask_shape):
-        return (hidden_shape[0], hidden_shape[2])
-
-
-@keras.saving.register_keras_serializable(package="gpt1_keras")
-class FlattenSequences(keras.layers.Layer):
-    """`(B, S, T)` -> `(B*S, T)`: every sequence of every example as one row."""
-
-    def call(self, x):
-        return ops.reshape(x, (-1, ops.shape(x)[-1]))
-
-    def compute_output_shape(self, shape):
-        return (None, shape[-1])
-
-
-@keras.saving.register_keras_serializable(package="gpt1_keras")
-class UnflattenSequences(keras.layers.Layer):
-    """`(B*S, ...)` -> `(B, S, ...)`, with `S` read from `like` `(B, S, T)`."""
-
-    def call(self, x, like):
-        return ops.reshape(x, (-1, ops.shape(like)[1]) + tuple(x.shape[1:]))
-
-    def compute_output_shape(self, x_shape, like_shape):
-        return (like_shape[0], like_shape[1]) + tuple(x_shape[1:])
-
-
-@keras.saving.register_keras_serializable(package="gpt1_keras")
-class AuxiliaryLMLoss(keras.layers.Layer):
-    """Adds `lm_coef * language_model_loss(...)` as a model loss while training.
-
-    The layer passes `outputs` through unchanged; it sits on the path to the
-    model's outputs so that Keras runs it. The loss is added with `add_loss`
-    (every backend) only when `training=True`: `fit`'s loss is GPT-1's
-    `L_task + lm_coef * L_LM`; `evaluate`'s is the task loss alone.
-
-    Args:
-        lm_coef: the weight `lambda` of the LM loss.
-
-    Call arguments:
-        outputs: the model's task outputs, returned unchanged.
-        lm_logits: `(N, T, V)` logits of the tied LM head.
-        token_ids: `(N, T)` ids.
-        padding_mask: `(N, T)`, 1 for real tokens.
-        training: whether to add the loss.
-    """
-
-    def __init__(self, lm_coef=0.5, **kwargs):
-        super().__init__(**kwargs)
-        self.lm_coef = lm_coef
-
-    def call(self, outputs, lm_logits, token_ids, padding_mask, training=None):
-        if training:
-            self.add_loss(
-                self.lm_coef * language_model_loss(lm_logits, token_ids, padding_mask)
-            )
-        return outputs
-
-    def compute_output_shape(
-        self, outputs_shape, lm_logits_shape, token_ids_shape, padding_mask_shape
-    ):
-        return outputs_shape
-
-    def get_config(self):
-        return {**super().get_config(), "lm_coef": self.lm_coef}
-
-
-def language_model_loss(lm_logits, token_ids, padding_mask):
-    """Mean next-token cross-entropy over the real tokens after the first.
-
-    Args:
-        lm_logits: `(N, T, V)`.
-        token_ids: `(N, T)` int.
-        padding_mask: `(N, T)`, 1 for real tokens.
-
-    Returns:
-        A float32 scalar: `-mean log p(token_ids[t] | token_ids[:t])` over the
-        positions `t >= 1` with `padding_mask[t] == 1`.
-    """
-    log_probs = ops.log_softmax(ops.cast(lm_logits[:, :-1, :], "float32"), axis=-1)
-    targets = ops.expand_dims(ops.cast(token_ids[:, 1:], "int32"), -1)
-    nll = -ops.squeeze(ops.take_along_axis(log_probs, targets, axis=-1), -1)  # (N, T-1)
-    weights = ops.cast(padding_mask[:, 1:], "float32")
-    return ops.sum(nll * weights) / ops.maximum(ops.sum(weights), 1.0)
+# The paper's head types (section 3.3): what `GPT1Classifier(head=...)` builds.
+HEADS = ("classification", "entailment", "similarity", "multiple_choice")
 
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
 class GPT1Classifier(keras.Model):
-    """GPT-1 fine-tuning model: a `GPT1Backbone` plus the paper's task head.
+    """GPT-1 fine-tuning model: a `GPT1Backbone` plus one of the paper's heads.
 
     The head reads the final hidden state of the `_classify_` token (the last
     real token of each sequence, `sum(padding_mask) - 1`; see
     `gpt1_keras.data.task_dataset`), applies dropout and one linear layer
     (N(0, 0.02) weights, zero bias):
 
-    | `task` | inputs (`token_ids`, `padding_mask`) | output |
+    | `head` | inputs (`token_ids`, `padding_mask`) | output |
     | --- | --- | --- |
     | `"classification"`, `"entailment"` | `(B, T)` | logits `(B, num_classes)` |
     | `"similarity"` | `(B, 2, T)`: both orders | the two classify states added, then linear: `(B, num_classes)`, or `(B,)` for `num_classes=1` (regression) |
@@ -135,7 +34,7 @@ class GPT1Classifier(keras.Model):
     `add_loss`, so plain `compile()` / `fit()` train with it; `L_LM` is the
     mean next-token cross-entropy over the real tokens of every sequence
     (per token, as Hugging Face; GPT-1's code averages per sequence first),
-    with the tied LM head (see `AuxiliaryLMLoss`). It is added in training
+    with the tied LM head (see `gpt1_keras.layers.AuxiliaryLMLoss`). It is added in training
     only: `evaluate` reports the task loss.
 
     With a `preprocessor` (`GPT1ClassifierPreprocessor`) attached, `fit`,
@@ -144,18 +43,22 @@ class GPT1Classifier(keras.Model):
 
     Args:
         backbone: a `GPT1Backbone`.
-        num_classes: output classes; `1` with `task="similarity"` means a
+        num_classes: output classes; `1` with `head="similarity"` means a
             single regression output (STS-B). Unused (`None`) for
             `"multiple_choice"`.
-        task: one of `"classification"`, `"entailment"`, `"similarity"`,
-            `"multiple_choice"`.
+        head: the head type (input layout and output), one of `HEADS`:
+            `"classification"`, `"entailment"`, `"similarity"`,
+            `"multiple_choice"`. (Not a dataset: those are the tasks of
+            `gpt1_keras.tasks`, each of which names its head.) Formerly
+            `task=`, still accepted with a `DeprecationWarning`; saved configs
+            holding `task` load unchanged.
         lm_coef: the weight of the auxiliary LM loss (0.5 in GPT-1; 0 disables).
         dropout: dropout on the classifier input (0.1 in GPT-1).
         preprocessor: optional `GPT1ClassifierPreprocessor`.
         **kwargs: `keras.Model` arguments (`name`, ...).
 
     Call arguments (a dict):
-        token_ids: int `(B, T)`, `(B, 2, T)` or `(B, K, T)` by task.
+        token_ids: int `(B, T)`, `(B, 2, T)` or `(B, K, T)` by head.
         padding_mask: the same shape, 1 for real tokens.
 
     Example:
@@ -173,15 +76,24 @@ class GPT1Classifier(keras.Model):
         self,
         backbone,
         num_classes=None,
-        task="classification",
+        head="classification",
         lm_coef=0.5,
         dropout=0.1,
         preprocessor=None,
         **kwargs,
     ):
-        if task not in TASKS:
-            raise ValueError(f"`task` must be one of {TASKS}. Received: task={task!r}")
-        if task == "multiple_choice":
+        if "task" in kwargs:
+            warnings.warn(
+                "GPT1Classifier(task=...) is deprecated: the head type is `head=` "
+                "(a task is a dataset in gpt1_keras.tasks). "
+                f"Received: task={kwargs['task']!r}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            head = _head_from_task(head, kwargs.pop("task"))
+        if head not in HEADS:
+            raise ValueError(f"`head` must be one of {HEADS}. Received: head={head!r}")
+        if head == "multiple_choice":
             if num_classes is not None:
                 raise ValueError(
                     "'multiple_choice' scores each choice; the number of choices comes "
@@ -189,13 +101,14 @@ class GPT1Classifier(keras.Model):
                 )
         elif not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(
-                f"{task!r} needs `num_classes`, a positive int. Received: "
+                f"{head!r} needs `num_classes`, a positive int. Received: "
                 f"num_classes={num_classes!r}"
             )
-        elif num_classes == 1 and task != "similarity":
+        elif num_classes == 1 and head != "similarity":
             raise ValueError(
-                "A single regression output (num_classes=1) is only for 'similarity'; "
-                f"use num_classes >= 2 for {task!r}."
+                "A single regression output (num_classes=1) is only for the "
+                f"'similarity' head; use num_classes >= 2 for {head!r}. "
+                f"Received: head={head!r}, num_classes=1"
             )
         if lm_coef < 0:
             raise ValueError(f"`lm_coef` must be >= 0. Received: lm_coef={lm_coef}")
@@ -203,18 +116,18 @@ class GPT1Classifier(keras.Model):
         # === Layers ===
         pooler = ClassifyTokenPooler(name="classify_token")
         head_dropout = keras.layers.Dropout(dropout, name="classifier_dropout")
-        head = keras.layers.Dense(
-            1 if task == "multiple_choice" else num_classes,
-            kernel_initializer=_head_initializer(),
+        head_dense = keras.layers.Dense(
+            1 if head == "multiple_choice" else num_classes,
+            kernel_initializer=gpt1_initializer(),
             bias_initializer="zeros",
             name="classifier_head",
         )
         lm_loss = AuxiliaryLMLoss(lm_coef, name="auxiliary_lm_loss") if lm_coef else None
 
         # === Functional model ===
-        if task in ("classification", "entailment"):
+        if head in ("classification", "entailment"):
             shape = (None,)
-        elif task == "similarity":
+        elif head == "similarity":
             shape = (2, None)
         else:
             shape = (None, None)
@@ -227,12 +140,12 @@ class GPT1Classifier(keras.Model):
             flat_mask = FlattenSequences(name="flatten_padding_mask")(padding_mask)
         hidden = backbone({"token_ids": flat_ids, "padding_mask": flat_mask})
         state = pooler(hidden, flat_mask)  # (B*S, C)
-        if task == "similarity":
+        if head == "similarity":
             # (B*2, C) -> (B, 2, C) -> (B, C): both orders' states added.
             state = UnflattenSequences(name="group_orders")(state, token_ids)
             state = ops.sum(state, axis=1)
-        outputs = head(head_dropout(state))
-        if task == "multiple_choice":
+        outputs = head_dense(head_dropout(state))
+        if head == "multiple_choice":
             # (B*K, 1) -> (B, K, 1) -> (B, K): one score per choice.
             outputs = UnflattenSequences(name="group_choices")(outputs, token_ids)
             outputs = ops.squeeze(outputs, -1)
@@ -254,13 +167,21 @@ class GPT1Classifier(keras.Model):
 
         # === Config ===
         self.num_classes = num_classes
-        self.task = task
+        self.head = head
         self.lm_coef = lm_coef
         self.dropout = dropout
 
     @property
     def regression(self):
         return self.num_classes == 1
+
+    @property
+    def task(self):
+        """Deprecated alias of `head`, for callers not yet renamed; to be removed.
+
+        No warning: Keras' saving reads every attribute of the model.
+        """
+        return self.head
 
     def compile(
         self,
@@ -327,7 +248,7 @@ class GPT1Classifier(keras.Model):
             "trainable": self.trainable,
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "num_classes": self.num_classes,
-            "task": self.task,
+            "head": self.head,
             "lm_coef": self.lm_coef,
             "dropout": self.dropout,
             "preprocessor": (
@@ -339,23 +260,51 @@ class GPT1Classifier(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        if "task" in config:
+            # Saved before the head argument had its own name.
+            config["head"] = _head_from_task(config.get("head"), config.pop("task"))
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        if config.get("preprocessor") is not None:
-            # The preprocessor is TensorFlow code: imported (and registered with
-            # Keras) only when a saved model holds one.
-            import importlib
-
-            importlib.import_module("gpt1_keras.preprocessing")
-            config["preprocessor"] = keras.saving.deserialize_keras_object(
-                config["preprocessor"]
-            )
+        if isinstance(config.get("preprocessor"), dict):
+            config["preprocessor"] = _deserialize_preprocessor(config["preprocessor"])
         return cls(**config)
 
     @classmethod
-    def from_preset(cls, preset, num_classes=None, task="classification", **kwargs):
+    def from_preset(cls, preset, num_classes=None, head="classification", **kwargs):
         """A randomly initialised classifier on a backbone preset (`gpt1_tiny`, ...)."""
         return cls(GPT1Backbone.from_preset(preset), num_classes=num_classes,
-                   task=task, **kwargs)
+                   head=head, **kwargs)
+
+
+def _head_from_task(head, task):
+    """The head named by the deprecated `task` argument; both must agree."""
+    if head not in (None, "classification", task):
+        raise ValueError(
+            "`task` is the deprecated name of `head`: pass only `head`. "
+            f"Received: head={head!r}, task={task!r}"
+        )
+    return task
+
+
+def _deserialize_preprocessor(config):
+    """A `GPT1ClassifierPreprocessor` (or a registered subclass) from its config.
+
+    Keras imports no module of ours while loading, so the class must be known
+    to it. The preprocessor runs TensorFlow: it is imported here, when a saved
+    model holds one, rather than at the top of this file, which would import
+    TensorFlow for every model on JAX and PyTorch (about 6 s and 0.5 GB there).
+    `gpt1_keras.preprocessing` does not import the models: no cycle.
+    """
+    from gpt1_keras.preprocessing.gpt1_classifier_preprocessor import (
+        GPT1ClassifierPreprocessor,
+    )
+
+    return keras.saving.deserialize_keras_object(
+        config,
+        custom_objects={
+            keras.saving.get_registered_name(GPT1ClassifierPreprocessor):
+                GPT1ClassifierPreprocessor,
+        },
+    )
 
 
 def _unpack_validation(validation_data):

@@ -1,7 +1,5 @@
 """GPT1Backbone and GPT1CausalLM: presets, serialization, training, scoring."""
 
-import os
-
 import keras
 import numpy as np
 from absl.testing import absltest
@@ -9,27 +7,16 @@ from absl.testing import absltest
 from gpt1_keras.models import GPT1Backbone
 from gpt1_keras.models import GPT1CausalLM
 from gpt1_keras.models import backbone_presets
-
-TINY = dict(
-    vocabulary_size=50,
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=16,
-    intermediate_dim=32,
-    max_sequence_length=16,
-)
+from tests import test_case
+from tests.test_case import TINY_BACKBONE
+from tests.test_case import to_numpy
 
 
-def _np(x):
-    return keras.ops.convert_to_numpy(x)
-
-
-def _batch(batch=4, length=8, vocab=50, seed=0):
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, vocab, size=(batch, length)).astype("int32")
-    mask = np.ones_like(ids)
-    mask[1, length - 3 :] = 0
-    return {"token_ids": ids, "padding_mask": mask}
+def _batch(batch=4, length=8, seed=0):
+    """Random ids; row 1 has 3 padded positions at the end."""
+    lengths = np.full(batch, length)
+    lengths[1] = length - 3
+    return test_case.random_inputs((batch, length), lengths, seed=seed)
 
 
 def _expected_parameters(vocabulary_size, num_layers, hidden_dim, intermediate_dim,
@@ -39,7 +26,16 @@ def _expected_parameters(vocabulary_size, num_layers, hidden_dim, intermediate_d
     return vocabulary_size * c + max_sequence_length * c + num_layers * block
 
 
-class GPT1BackboneTest(absltest.TestCase):
+class GPT1BackboneTest(test_case.TestCase):
+    def test_backbone_basics(self):
+        self.run_backbone_test(
+            GPT1Backbone,
+            {**TINY_BACKBONE, "dropout": 0.2},
+            test_case.random_inputs((2, 8)),
+            expected_output_shape=(2, 8, TINY_BACKBONE["hidden_dim"]),
+            variable_lengths=(1, 5),
+        )
+
     def test_presets_have_the_expected_size(self):
         for name, preset in backbone_presets.items():
             if name == "gpt1":
@@ -59,37 +55,41 @@ class GPT1BackboneTest(absltest.TestCase):
         with self.assertRaisesRegex(ValueError, "gpt3.*gpt1, gpt1_small, gpt1_tiny"):
             GPT1Backbone.from_preset("gpt3")
 
-    def test_output_shape_and_variable_lengths(self):
-        backbone = GPT1Backbone(**TINY)
-        for length in (1, 5, 16):
-            hidden = backbone(_batch(batch=2, length=length))
-            self.assertEqual(tuple(hidden.shape), (2, length, 16))
-
-    def test_config_round_trip(self):
-        backbone = GPT1Backbone(**TINY, dropout=0.2, name="bb")
-        clone = GPT1Backbone.from_config(backbone.get_config())
-        self.assertEqual(clone.get_config(), backbone.get_config())
-
-    def test_mixed_precision(self):
-        backbone = GPT1Backbone(**TINY, dtype="mixed_bfloat16")
-        hidden = backbone(_batch())
-        self.assertEqual(keras.backend.standardize_dtype(hidden.dtype), "bfloat16")
-        self.assertEqual(backbone.token_embedding.embeddings.dtype, "float32")
-        self.assertTrue(np.all(np.isfinite(_np(keras.ops.cast(hidden, "float32")))))
+    def test_initializer_is_gpt1s_normal(self):
+        backbone = GPT1Backbone.from_preset("gpt1_tiny")
+        # N(0, 0.02) for the embeddings and the kernels (Keras defaults are wider).
+        for weight in (backbone.token_embedding.embeddings,
+                       backbone.position_embedding.embeddings,
+                       backbone.transformer_layers[0].attn.c_attn.kernel,
+                       backbone.transformer_layers[1].c_fc.kernel):
+            values = to_numpy(weight)
+            self.assertAlmostEqual(float(values.std()), 0.02, delta=0.02 * 0.05, msg=weight.path)
+            self.assertAlmostEqual(float(values.mean()), 0.0, delta=0.002, msg=weight.path)
+        self.assertEqual(np.abs(to_numpy(backbone.transformer_layers[0].c_fc.bias)).max(), 0)
 
 
-class GPT1CausalLMTest(absltest.TestCase):
+class GPT1CausalLMTest(test_case.TestCase):
+    def test_causal_lm_basics(self):
+        x = _batch(batch=4, length=8)
+        y = np.roll(x["token_ids"], -1, axis=1)
+        self.run_task_test(
+            GPT1CausalLM,
+            {"backbone": GPT1Backbone(**TINY_BACKBONE)},
+            (x, y, x["padding_mask"]),
+            expected_output_shape=(4, 8, TINY_BACKBONE["vocabulary_size"]),
+        )
+
     def test_logits_are_tied_to_token_embedding(self):
-        lm = GPT1CausalLM(GPT1Backbone(**TINY))
+        lm = GPT1CausalLM(GPT1Backbone(**TINY_BACKBONE))
         x = _batch()
-        hidden = _np(lm.backbone(x))
-        table = _np(lm.backbone.token_embedding.embeddings)
-        np.testing.assert_allclose(_np(lm(x)), hidden @ table.T, atol=1e-5)
+        hidden = to_numpy(lm.backbone(x))
+        table = to_numpy(lm.backbone.token_embedding.embeddings)
+        self.assertAllClose(lm(x), hidden @ table.T, atol=1e-5)
 
     def test_score_matches_log_softmax(self):
-        lm = GPT1CausalLM(GPT1Backbone(**TINY))
+        lm = GPT1CausalLM(GPT1Backbone(**TINY_BACKBONE))
         x = _batch()
-        logits = _np(lm(x)).astype("float64")
+        logits = to_numpy(lm(x)).astype("float64")
         log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
         ids, mask = x["token_ids"], x["padding_mask"]
         expected = np.zeros(ids.shape)
@@ -97,32 +97,26 @@ class GPT1CausalLMTest(absltest.TestCase):
             for t in range(1, ids.shape[1]):
                 if mask[b, t]:
                     expected[b, t] = log_probs[b, t - 1, ids[b, t]]
-        np.testing.assert_allclose(_np(lm.score(ids, mask)), expected, atol=1e-4)
+        self.assertAllClose(lm.score(ids, mask), expected, atol=1e-4)
+        # Without a mask every position after the first is scored.
+        full = to_numpy(lm.score(ids))
+        self.assertTrue(np.all(full[:, 1:] < 0), full)
+        self.assertAllClose(full[:, 0], np.zeros(ids.shape[0]))
 
     def test_fit_reduces_loss_on_a_dataset(self):
-        keras.utils.set_random_seed(0)
-        lm = GPT1CausalLM(GPT1Backbone(**TINY, dropout=0.0))
+        vocabulary_size = TINY_BACKBONE["vocabulary_size"]
+        lm = GPT1CausalLM(GPT1Backbone(**TINY_BACKBONE, dropout=0.0))
         lm.compile(optimizer=keras.optimizers.Adam(1e-2))
-        # A repeating pattern the model can learn: next token = (token + 1) % 50.
-        ids = (np.arange(8)[None, :] + np.arange(32)[:, None]) % 50
+        # A repeating pattern the model can learn: next token = (token + 1) % V.
+        ids = (np.arange(8)[None, :] + np.arange(32)[:, None]) % vocabulary_size
         x = {"token_ids": ids[:, :-1].astype("int32"),
              "padding_mask": np.ones((32, 7), "int32")}
         y = ids[:, 1:].astype("int32")
         history = lm.fit(x, y, batch_size=8, epochs=8, verbose=0)
         losses = history.history["loss"]
         self.assertLess(losses[-1], 0.5 * losses[0])
-        predicted = _np(lm.predict(x, verbose=0)).argmax(-1)
+        predicted = to_numpy(lm.predict(x, verbose=0)).argmax(-1)
         self.assertGreater(np.mean(predicted == y), 0.9)
-
-    def test_keras_file_round_trip(self):
-        lm = GPT1CausalLM(GPT1Backbone(**TINY))
-        x = _batch()
-        path = os.path.join(self.create_tempdir().full_path, "lm.keras")
-        lm.save(path)
-        restored = keras.saving.load_model(path)
-        self.assertIsInstance(restored, GPT1CausalLM)
-        self.assertIsInstance(restored.backbone, GPT1Backbone)
-        np.testing.assert_allclose(_np(restored(x)), _np(lm(x)), atol=1e-6)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Logit parity with Hugging Face's GPT-1 (PyTorch) after weight conversion."""
 
+import copy
 import json
 import os
 
@@ -61,28 +62,40 @@ def _write_openai_release(hf_model, directory):
         np.save(os.path.join(directory, f"params_{i}.npy"), shard)
 
 
+def _logit_errors(keras_lm, hf_model, vocab_size, columns=None):
+    """Max abs logit differences: (with padding, real positions only; no padding)."""
+    token_ids, padding_mask = _inputs(vocab_size)
+    errors = []
+    for mask in (padding_mask, np.ones_like(token_ids)):
+        expected = hf_reference.hf_logits(hf_model, token_ids, mask)
+        got = keras.ops.convert_to_numpy(
+            keras_lm({"token_ids": token_ids, "padding_mask": mask})
+        )
+        if columns is not None:
+            got = got[..., :columns]
+        if got.shape != expected.shape:
+            raise AssertionError(f"logits {got.shape} != HF's {expected.shape}")
+        real = mask.astype(bool)  # Padded positions' outputs are unused.
+        errors.append(float(np.max(np.abs(got[real] - expected[real]))))
+    return errors
+
+
 class HFParityTest(parameterized.TestCase):
     def assert_logits_match(self, keras_lm, hf_model, vocab_size, columns=None):
-        token_ids, padding_mask = _inputs(vocab_size)
-        expected = hf_reference.hf_logits(hf_model, token_ids, padding_mask)
-        got = keras.ops.convert_to_numpy(
-            keras_lm({"token_ids": token_ids, "padding_mask": padding_mask})
-        )
-        if columns is not None:
-            got = got[..., :columns]
-        self.assertEqual(got.shape, expected.shape)
-        real = padding_mask.astype(bool)  # Padded positions' outputs are unused.
-        error = np.max(np.abs(got[real] - expected[real]))
-        self.assertLessEqual(error, TOLERANCE, f"max abs logit difference {error}")
-        # Without padding, every position is compared.
-        expected = hf_reference.hf_logits(hf_model, token_ids)
-        got = keras.ops.convert_to_numpy(
-            keras_lm({"token_ids": token_ids, "padding_mask": np.ones_like(token_ids)})
-        )
-        if columns is not None:
-            got = got[..., :columns]
-        error = np.max(np.abs(got - expected))
-        self.assertLessEqual(error, TOLERANCE, f"max abs logit difference {error}")
+        for error in _logit_errors(keras_lm, hf_model, vocab_size, columns):
+            self.assertLessEqual(error, TOLERANCE, f"max abs logit difference {error}")
+
+    def test_parity_tells_tanh_gelu_from_erf_gelu(self):
+        # At N(0, 0.02) the MLP inputs are ~0.2, where the two GELUs agree to
+        # ~1e-6; at N(0, 0.2) they reach +-2, where they differ by ~1e-4 per
+        # unit, and the logits (~1.6) by ~2e-3, twenty times the tolerance.
+        config = hf_reference.SMALL_CONFIG
+        hf_model = hf_reference.make_hf_lm(weight_std=0.2, **config)
+        keras_lm = _keras_lm(hf_model)
+        self.assert_logits_match(keras_lm, hf_model, config["vocab_size"])
+        erf_model = hf_reference.use_erf_gelu(copy.deepcopy(hf_model))
+        for error in _logit_errors(keras_lm, erf_model, config["vocab_size"]):
+            self.assertGreater(error, 5 * TOLERANCE, "the test cannot see the GELU form")
 
     @parameterized.named_parameters(
         ("small", hf_reference.SMALL_CONFIG), ("gpt1", hf_reference.FULL_CONFIG)

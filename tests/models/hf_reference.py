@@ -16,8 +16,12 @@ FULL_CONFIG = dict(
 SMALL_CONFIG = dict(vocab_size=1000, n_positions=64, n_embd=64, n_layer=2, n_head=4)
 
 
-def make_hf_lm(seed=0, randomize_all=True, **config):
-    """Returns an `OpenAIGPTLMHeadModel` in eval mode with random weights."""
+def make_hf_lm(seed=0, randomize_all=True, weight_std=0.02, **config):
+    """Returns an `OpenAIGPTLMHeadModel` in eval mode with random weights.
+
+    With `randomize_all`, LayerNorm gains are `1 + N(0, 0.1)` and every other
+    tensor is `N(0, weight_std)`.
+    """
     torch.manual_seed(seed)
     hf_config = transformers.OpenAIGPTConfig(**config)
     model = transformers.OpenAIGPTLMHeadModel(hf_config).eval()
@@ -29,7 +33,7 @@ def make_hf_lm(seed=0, randomize_all=True, **config):
                 if name.endswith("ln_1.weight") or name.endswith("ln_2.weight"):
                     param.copy_(1.0 + 0.1 * noise)
                 else:
-                    param.copy_(0.02 * noise)
+                    param.copy_(weight_std * noise)
     return model
 
 
@@ -48,3 +52,14 @@ def hf_logits(model, token_ids, padding_mask=None):
             else torch.as_tensor(np.asarray(padding_mask), dtype=torch.float32),
         )
     return out.logits.numpy()
+
+
+def use_erf_gelu(model):
+    """Swaps the model's MLP activation for the exact (erf) GELU, in place.
+
+    HF's GPT-1 (`afn="gelu"`) uses the tanh approximation, as GPT-1 did; this
+    variant is the wrong reference that a parity test must be able to reject.
+    """
+    for block in model.transformer.h:
+        block.mlp.act = torch.nn.GELU(approximate="none")
+    return model
