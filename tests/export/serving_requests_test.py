@@ -92,7 +92,7 @@ class ServingRequestsTest(absltest.TestCase):
         tokenizer = GPT1Tokenizer()
         root = absltest.get_default_test_tmpdir()
         classifier = GPT1Classifier(
-            GPT1Backbone.from_preset("gpt1_tiny"), num_classes=2, task="entailment",
+            GPT1Backbone.from_preset("gpt1_tiny"), num_classes=2, head="entailment",
             preprocessor=GPT1ClassifierPreprocessor(tokenizer, "entailment", 24))
         rte = export_saved_model(classifier, os.path.join(root, "rte"),
                                  label_names=["entailment", "not_entailment"])
