@@ -117,5 +117,11 @@ def _print(results, prefix):
             f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
 
 
-if __name__ == "__main__":
+
+def console_main():
+    """The `gpt1-finetune` console script."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    console_main()

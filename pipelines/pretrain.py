@@ -128,5 +128,11 @@ def main(argv):
         raise app.UsageError(f"--{e}") from None
 
 
-if __name__ == "__main__":
+
+def console_main():
+    """The `gpt1-pretrain` console script."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    console_main()
