@@ -18,6 +18,7 @@
 | `FileNotFoundError`, `IsADirectoryError`, `NotADirectoryError`, `PermissionError` | 2 |
 | `OSError` ENOSPC / EDQUOT / EROFS (disk full, quota, read-only) | 2 |
 | `NonFiniteLossError` from training        | 3 |
+| `--help` (absl itself exits 1)            | 0 |
 
 Anything else is a bug and keeps its traceback.
 
@@ -89,7 +90,20 @@ def _adopt_main_module_flags(main):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
+_HELP_FLAGS = ("-?", "-h", "-help", "--help", "--helpshort", "--helpfull", "--helpxml")
+
+
 def run(main, **kwargs):
-    """`absl.app.run(main)` with the project's expected errors as one line (see above)."""
+    """`absl.app.run(main)` with the project's expected errors as one line (see above).
+
+    `--help` (and absl's other help flags) exits 0, not absl's 1: the help asked for
+    was printed.
+    """
     _adopt_main_module_flags(main)
-    app.run(_guarded(main), **kwargs)
+    try:
+        app.run(_guarded(main), **kwargs)
+    except SystemExit as e:
+        argv = sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else sys.argv[1:]
+        if e.code == 1 and any(arg in _HELP_FLAGS for arg in argv):
+            sys.exit(0)
+        raise

@@ -94,6 +94,12 @@ class CliRunTest(parameterized.TestCase):
     def test_success_and_help(self):
         result = _run("")
         self.assertEqual((result.returncode, result.stdout.strip()), (0, "ok"))
+        result = subprocess.run(
+            [sys.executable, "-c", _BINARY, "--help"], capture_output=True, text=True,
+            timeout=300, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
+                                  TF_CPP_MIN_LOG_LEVEL="3"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("--raise: what main raises", result.stdout)
 
     def test_error_line(self):
         self.assertEqual(cli.error_line(errors.ConfigError("bad")), "bad")
