@@ -125,11 +125,15 @@ def _read_text(path):
 def atomic_write_text(path, text):
     """Writes `text` to `path` through a temp file, fsync and rename."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):  # Not renamed: a failed write leaves no temp file.
+            os.remove(tmp)
 
 
 def _write_split(data_dir, train_text, valid_text):
