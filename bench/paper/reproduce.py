@@ -1,0 +1,669 @@
+r"""GPT-1's Table 5 and Figure 2 at small scale, resumable; writes docs/reproduction.md.
+
+From a pretrained transformer LM (and, when given, an LSTM LM) this driver runs,
+through the library that `pipelines/finetune.py` and `pipelines/evaluate.py` wrap
+(`gpt1_keras.tasks.finetuning.finetune` / `evaluate_run`,
+`gpt1_keras.evaluation.zero_shot.evaluate_zero_shot`), in one process:
+
+1. Data: each GLUE training file (`glue/CoLA`, `sst2`, `glue/MRPC`, `glue/STS-B`,
+   `glue/RTE` under `--data_dir`) is first read by the task's own reader (a
+   malformed line fails here, naming the original file and line), then split by a
+   seeded shuffle of its lines into `<work_dir>/data/<task>/dev.tsv`
+   (`--validation_examples`, our validation set: no GLUE dev split is given) and
+   `train.tsv` (the rest); identical inputs stay on the same side. Story Cloze: its
+   reader splits the 2016 validation file into `train` (four fifths) and `dev`;
+   the test file (labelled, so the library would score it) is not given, so
+   fine-tuning holds a seeded fifth of `train` out (`validation_fraction=0.2`) as
+   its validation set, and the zero-shot heuristic is scored on `dev`.
+2. Table 5: for every task, fine-tunes four rows with the same recipe: the
+   transformer LM ("full"), `no_pretraining` (same architecture, random weights),
+   `lm_coef=0` ("w/o aux LM"), and the LSTM LM (`--lstm_lm`; a row "not run" with the
+   reason when it is absent or the library refuses it). Per-task scores, the
+   average, the difference to "full", and McNemar's exact paired test on the
+   validation predictions (`predictions/dev.tsv`) for every classification task.
+3. Figure 2 left: SST-2 and `--pair_task` fine-tuned with `layers_to_transfer`
+   0..L; validation score and training score (the finished run scored on the exact
+   training subset it saw, with `evaluate_run`, i.e. `finetune --eval_only`).
+4. Figure 2 right: the four zero-shot heuristics (SST-2, CoLA, Story Cloze multiple
+   choice, the Winograd-style set in `bench/paper/data/winograd/dev.jsonl`, written
+   for this project) on every checkpoint kept in `<pretrain run>/checkpoints`,
+   normalised as `(score - chance) / (best fine-tuned score - chance)` (chance: 0.5
+   accuracy, 0 Matthews; the Winograd set has no fine-tuned run: divided by
+   `1 - chance`).
+
+A run is finished when its `metrics.json` exists (zero-shot: one `metrics.json`
+per checkpoint and heuristic); finished runs are read back, never retrained, so an
+interrupted driver continues where it stopped. A finished run whose recorded
+config differs from the one asked for is an error (use a new `--work_dir`).
+Every number in the document is read from these artifacts.
+
+Run (from the repository root), after pretraining:
+
+    PYTHONPATH=. .venv/bin/python bench/paper/reproduce.py \
+        --transformer_lm=/runs/books --lstm_lm=/runs/books_lstm --work_dir=/runs/paper
+
+Budget (defaults). gpt1_small trains at ~1,700 tokens/s on this 2-core CPU with
+TensorFlow; a fine-tuning example costs `sequence_length` tokens per epoch (two
+for Story Cloze's two endings). Runs: 4 Table-5 rows x 6 tasks = 24, plus Figure 2
+left's layer counts 0..5 for 2 tasks = 12 (6 layers is the "full" run, reused): 36.
+Each: 1,500 examples x 3 epochs x 96 tokens = 432k tokens = ~254 s (Story Cloze
+has 1,497 training stories, x2 endings: ~500 s); 36 x ~270 s = ~2.7 h. Evaluation
+is forward only (~3x faster): 500 validation examples per run and 1,500 training
+examples for the 12 + 2 Figure-2 runs: ~0.3 h. Zero-shot: 8 checkpoints x 2 LMs x 4
+heuristics on <= 400 examples (CoLA also scores 400 training sentences for its
+threshold): ~64 evaluations x ~20 s = ~0.4 h. Total ~3.4-3.8 h.
+
+Recipe: the paper's (linear decay, `lm_coef` 0.5, batch 32, 3 epochs, classifier
+dropout 0.1, weight decay 0.01, clipping 1) except learning rate 2.5e-4 and
+warm-up 10% instead of 6.25e-5 and 0.2%: with ~140 updates per run, 6.25e-5 barely
+moves a 6-layer model (bench/finetune measured this on SST-2), and sequences of 96
+tokens instead of 512 (budget). The same setting for every row and task.
+"""
+
+import hashlib
+import json
+import os
+import random
+import sys
+
+from absl import flags
+
+from gpt1_keras import cli
+from tests import shared_data
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+_TRANSFORMER_LM = flags.DEFINE_string(
+    "transformer_lm", None, "The pretrained transformer: a pretrain run directory (its "
+    "model.keras and checkpoints/) or a .keras GPT1CausalLM.")
+_LSTM_LM = flags.DEFINE_string("lstm_lm", None, "The pretrained LSTM LM, the same way.")
+_DATA_DIR = flags.DEFINE_string("data_dir", shared_data.path(must_exist=False),
+                                "The shared data folder (glue/, sst2/, story_cloze/).")
+_WINOGRAD = flags.DEFINE_string(
+    "winograd_dir", os.path.join(_REPO, "bench", "paper", "data", "winograd"),
+    "Folder of the Winograd-style set (dev.jsonl, WinoGrande layout).")
+_WORK_DIR = flags.DEFINE_string("work_dir", None, "Runs go here; finished ones are reused.")
+_OUTPUT = flags.DEFINE_string("output", os.path.join(_REPO, "docs", "reproduction.md"),
+                              "The Markdown report; its PNGs go beside it.")
+_TASKS = flags.DEFINE_list("tasks", ["cola", "sst2", "mrpc", "stsb", "rte", "story_cloze"],
+                           "Table 5's tasks.")
+_PAIR_TASK = flags.DEFINE_enum("pair_task", "rte", ["rte", "mrpc"],
+                               "Figure 2 left's pair task (with SST-2).")
+_TRAIN_EXAMPLES = flags.DEFINE_integer("train_examples", 1500,
+                                       "Fine-tuning examples per task (first N of train).")
+_VALIDATION_EXAMPLES = flags.DEFINE_integer("validation_examples", 500,
+                                            "Held out per GLUE task as the validation set.")
+_EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", 0,
+                                      "Score only the first N validation examples (0: all).")
+_ZERO_SHOT_EXAMPLES = flags.DEFINE_integer("zero_shot_examples", 400,
+                                           "Examples per zero-shot evaluation (0: all).")
+_SEQUENCE_LENGTH = flags.DEFINE_integer("sequence_length", 96, "Tokens per sequence.")
+_EPOCHS = flags.DEFINE_integer("epochs", 3, "Fine-tuning epochs.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Fine-tuning batch size.")
+_LEARNING_RATE = flags.DEFINE_float("learning_rate", 2.5e-4, "Peak learning rate.")
+_WARMUP = flags.DEFINE_float("warmup_fraction", 0.1, "Warm-up fraction of the updates.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the validation splits and of every run.")
+_LAYERS = flags.DEFINE_list(
+    "layers", None, "Figure 2 left's layer counts besides L, the transformer's own (always "
+    "run: the 'full' run); default 0..L-1.")
+
+# task -> (folder under --data_dir, the training file's label column: a header name or,
+# without a header, an index). Story Cloze is split by its own reader.
+_GLUE = {
+    "cola": ("glue/CoLA", 1),
+    "sst2": ("sst2", "label"),
+    "mrpc": ("glue/MRPC", "Quality"),
+    "stsb": ("glue/STS-B", "score"),
+    "rte": ("glue/RTE", "label"),
+    "wnli": ("glue/WNLI", "label"),
+}
+_METRIC = {"cola": ("matthews_corrcoef", "Matthews"), "sst2": ("accuracy", "acc"),
+           "mrpc": ("f1", "F1"), "stsb": ("pearson", "Pearson"), "rte": ("accuracy", "acc"),
+           "story_cloze": ("accuracy", "acc"), "wnli": ("accuracy", "acc")}
+_ROWS = (("full", "transformer w/ aux LM (full)"), ("scratch", "w/o pre-training"),
+         ("no_aux", "w/o aux LM"), ("lstm", "LSTM w/ aux LM"))
+# Zero-shot heuristics: (name, task whose fine-tuned score normalises it, chance).
+_ZERO_SHOT = (("sst2", "sst2", 0.5), ("cola", "cola", 0.0),
+              ("story_cloze", "story_cloze", 0.5), ("winograd", None, 0.5))
+
+
+class DriverError(Exception):
+    """An expected failure of the driver, printed as one line."""
+
+
+# -- data ------------------------------------------------------------------------------
+
+
+def _split_lines(source, label_column, header, validation, seed):
+    """`(header, train lines, dev lines)`: seeded, identical inputs kept together."""
+    with open(source, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    head, rows = (lines[0], lines[1:]) if header else (None, lines)
+    rows = [r for r in rows if r.strip()]
+    index = label_column if isinstance(label_column, int) else \
+        head.lstrip("\ufeff").split("\t").index(label_column)
+    groups = {}
+    for row in rows:
+        fields = row.split("\t")
+        key = "\t".join(fields[:index] + fields[index + 1:])
+        groups.setdefault(key, []).append(row)
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    dev = []
+    for group in order:
+        if len(dev) + len(group) <= validation:
+            dev.extend(group)
+    held = set(map(id, dev))
+    return head, [r for r in rows if id(r) not in held], [r for r in rows if id(r) in held]
+
+
+def prepare_data(data_dir, work_dir, tasks, validation, seed):
+    """Checks every task's files with its reader, writes the splits; returns
+    `{task: data folder}`."""
+    from gpt1_keras.tasks import get_task
+
+    dirs = {}
+    for name in tasks:
+        task = get_task(name)
+        if name == "story_cloze":
+            source_dir = os.path.join(data_dir, "story_cloze")
+            for split in ("train", "dev"):
+                task.read(source_dir, split)  # raises naming the file and line
+            dirs[name] = source_dir
+            continue
+        folder, label_column = _GLUE[name]
+        source_dir = os.path.join(data_dir, folder)
+        task.read(source_dir, "train")  # raises naming the file and line
+        out = os.path.join(work_dir, "data", name)
+        if not os.path.exists(os.path.join(out, "dev.tsv")):
+            head, train, dev = _split_lines(os.path.join(source_dir, "train.tsv"),
+                                            label_column, name != "cola", validation, seed)
+            os.makedirs(out, exist_ok=True)
+            for split, rows in (("train", train), ("dev", dev)):
+                with open(os.path.join(out, f"{split}.tsv"), "w", encoding="utf-8") as f:
+                    f.write("\n".join(([head] if head is not None else []) + rows) + "\n")
+        dirs[name] = out
+    return dirs
+
+
+def training_subset_dir(task, data, work_dir, examples):
+    """A folder whose `dev.tsv` is the first `examples` rows of `train.tsv` (what a
+    run with `max_train_examples=examples` trained on), to score training accuracy."""
+    out = os.path.join(work_dir, "data", f"{task}_train{examples}")
+    path = os.path.join(out, "dev.tsv")
+    if not os.path.exists(path):
+        with open(os.path.join(data, "train.tsv"), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        has_header = task != "cola"
+        head = lines[:1] if has_header else []
+        rows = lines[len(head):][:examples]
+        os.makedirs(out, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(head + rows) + "\n")
+    return out
+
+
+# -- runs ------------------------------------------------------------------------------
+
+
+def resolve_lm(path, flag):
+    """`(model.keras, checkpoints folder or None)` of a pretrain run dir or a .keras."""
+    if path is None:
+        return None, None
+    if os.path.isdir(path):
+        run_dir, model = path, os.path.join(path, "model.keras")
+    else:
+        run_dir, model = os.path.dirname(os.path.abspath(path)), path
+    if not os.path.isfile(model):
+        raise DriverError(f"--{flag}={path}: {model} does not exist (expected a pretrain "
+                          "run directory holding model.keras, or a .keras file).")
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    return model, checkpoints if os.path.isdir(checkpoints) else None
+
+
+def _read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+class Runner:
+    """Fine-tunes (or reads back) runs in one process, one tokenizer for all."""
+
+    def __init__(self, work_dir, recipe):
+        from gpt1_keras.tokenizers import GPT1Tokenizer
+
+        self.work_dir, self.recipe = work_dir, recipe
+        self.tokenizer = GPT1Tokenizer()
+        self.commands = []
+        self.trained = 0
+
+    def finetune(self, name, **fields):
+        """The metrics of run `runs/<name>`, training it when it is not finished."""
+        from gpt1_keras.tasks.finetuning import FinetuneConfig
+        from gpt1_keras.tasks.finetuning import finetune
+
+        out = os.path.join(self.work_dir, "runs", name)
+        config = FinetuneConfig(output_dir=out, verbose=0, **self.recipe, **fields)
+        self.commands.append(_command(config))
+        metrics_path = os.path.join(out, "metrics.json")
+        if os.path.exists(metrics_path):
+            metrics = _read_json(metrics_path)
+            stored = {k: v for k, v in metrics["config"].items() if k != "verbose"}
+            wanted = json.loads(json.dumps(
+                {k: v for k, v in vars(config).items() if k != "verbose"}))
+            if stored != wanted:
+                changed = sorted(k for k in wanted if stored.get(k) != wanted[k])
+                raise DriverError(f"{metrics_path} was written with other settings "
+                                  f"({', '.join(changed)}); use a new --work_dir.")
+            return metrics
+        print(f"fine-tuning {name}", flush=True)
+        self.trained += 1
+        return finetune(config, tokenizer=self.tokenizer)
+
+    def score_on(self, name, data_dir):
+        """The finished run `name` scored on `data_dir`'s labelled split (reused)."""
+        from gpt1_keras.tasks.finetuning import evaluate_run
+
+        out = os.path.join(self.work_dir, "runs", name)
+        path = os.path.join(out, "eval_metrics.json")
+        self.commands.append(f"python pipelines/finetune.py --eval_only --output_dir={out} "
+                             f"--eval_data_dir={data_dir}")
+        if os.path.exists(path) and _read_json(path)["data_dir"] == os.path.abspath(data_dir):
+            return _read_json(path)
+        return evaluate_run(out, data_dir)
+
+
+def _command(config):
+    """The `pipelines/finetune.py` command line of a config (non-default fields)."""
+    import dataclasses
+
+    from gpt1_keras.tasks.finetuning import FinetuneConfig
+
+    args = []
+    for field in dataclasses.fields(FinetuneConfig):
+        value = getattr(config, field.name)
+        if field.name == "verbose" or value == field.default:
+            continue
+        if isinstance(value, bool):
+            args.append(f"--{field.name}" if value else f"--no{field.name}")
+        else:
+            args.append(f"--{field.name}={value}")
+    return "python pipelines/finetune.py " + " ".join(args)
+
+
+# Story Cloze's labelled test file is not given, so its runs hold a fifth of the
+# reader's training part out (`validation_fraction`) instead of reading dev and test.
+_STORY_CLOZE_HOLDOUT = 0.2
+
+
+def _split_name(task):
+    return "validation" if task == "story_cloze" else "dev"
+
+
+def _task_fields(task):
+    return {"validation_fraction": _STORY_CLOZE_HOLDOUT} if task == "story_cloze" else {}
+
+
+def _score(metrics, task, split=None):
+    return metrics["splits"][split or _split_name(task)][_METRIC[task][0]]
+
+
+def mcnemar(task, data, run_a, run_b):
+    """`(right only in a, right only in b, exact two-sided p)` on the validation
+    predictions (`predictions/dev.tsv`, Story Cloze's `validation.tsv`)."""
+    from scipy import stats
+
+    from gpt1_keras.tasks import get_task
+
+    spec = get_task(task)
+    if task == "story_cloze":
+        from gpt1_keras.tasks.splits import read_train_and_holdout
+
+        examples = read_train_and_holdout(spec, data, _STORY_CLOZE_HOLDOUT, _SEED.value)[1]
+    else:
+        examples = spec.read(data, "dev")
+    gold = [spec.format_prediction(label) for label in examples.labels]
+    right = []
+    for run in (run_a, run_b):
+        with open(os.path.join(run, "predictions", f"{_split_name(task)}.tsv"),
+                  encoding="utf-8") as f:
+            predicted = [line.split("\t")[1] for line in f.read().splitlines()[1:]]
+        right.append([p == str(g) for p, g in zip(predicted, gold[:len(predicted)])])
+    only_a = sum(a and not b for a, b in zip(*right))
+    only_b = sum(b and not a for a, b in zip(*right))
+    p = stats.binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return only_a, only_b, p
+
+
+# -- zero-shot over checkpoints --------------------------------------------------------
+
+
+def checkpoint_steps(checkpoints):
+    from gpt1_keras.training.checkpointing import CheckpointManager
+
+    return CheckpointManager(checkpoints).steps() if checkpoints else []
+
+
+def load_checkpoint_weights(lm, checkpoints, step):
+    """Assigns the model variables of `ckpt-<step>` (the trainer's `model/<i>` arrays,
+    in `model.variables` order) to `lm`, a model of the same class (the run's own
+    `model.keras`), after checking the sidecar's shapes and the file's sha256."""
+    import numpy as np
+
+    from gpt1_keras.training.checkpointing import CheckpointManager
+
+    npz, sidecar_path = CheckpointManager(checkpoints).paths(step)
+    sidecar = _read_json(sidecar_path)
+    with open(npz, "rb") as f:
+        if hashlib.sha256(f.read()).hexdigest() != sidecar.get("sha256"):
+            raise DriverError(f"{npz}: sha256 mismatch (corrupt checkpoint)")
+    shapes = [shape for _, shape in sidecar["model_variables"]]
+    variables = list(lm.variables)
+    if shapes != [list(v.shape) for v in variables]:
+        raise DriverError(f"{npz} holds other model variables than {checkpoints}/../"
+                          "model.keras; is it the same run?")
+    with np.load(npz) as data:
+        for i, v in enumerate(variables):
+            v.assign(data[f"model/{i}"])
+
+
+def zero_shot_curve(runner, arch, model_path, checkpoints, dirs, examples):
+    """`{heuristic: [(step, score)]}` over the run's checkpoints (reused per step)."""
+    from gpt1_keras.evaluation.zero_shot import evaluate_zero_shot
+    from gpt1_keras.models import GPT1CausalLM
+    from gpt1_keras.saving import load_model_file
+    from gpt1_keras.tasks.predictions import write_metrics
+
+    curve = {name: [] for name, _, _ in _ZERO_SHOT}
+    lm = None
+    for step in checkpoint_steps(checkpoints):
+        loaded = False
+        for name, task, _ in _ZERO_SHOT:
+            out = os.path.join(runner.work_dir, "zero_shot", arch, f"step{step}", name)
+            path = os.path.join(out, "metrics.json")
+            if not os.path.exists(path):
+                if lm is None:
+                    lm = load_model_file(model_path, expected=GPT1CausalLM, what=model_path)
+                if not loaded:
+                    load_checkpoint_weights(lm, checkpoints, step)
+                    loaded = True
+                print(f"zero-shot {arch} step {step} {name}", flush=True)
+                data = _WINOGRAD.value if name == "winograd" else dirs[task]
+                result = evaluate_zero_shot(lm, runner.tokenizer, name, data, "dev",
+                                            examples)
+                result.pop("ids"), result.pop("predictions")
+                write_metrics(path, {**result, "checkpoint": step, "data_dir": data})
+            metric = "matthews_corrcoef" if name == "cola" else "accuracy"
+            curve[name].append((step, _read_json(path)[metric]))
+        for name, task, _ in _ZERO_SHOT:
+            data = _WINOGRAD.value if name == "winograd" else dirs[task]
+            runner.commands.append(
+                f"evaluate_zero_shot(<{model_path} with the weights of "
+                f"{checkpoints}/ckpt-{step:09d}.npz>, GPT1Tokenizer(), {name!r}, {data!r}, "
+                f"'dev', {examples})")
+    return curve
+
+
+# -- report ----------------------------------------------------------------------------
+
+
+def _cell(value, digits=1):
+    return "-" if value is None else f"{100 * value:.{digits}f}"
+
+
+def _plot_layers(path, layer_scores):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(layer_scores), figsize=(5 * len(layer_scores), 3.6))
+    axes = axes if len(layer_scores) > 1 else [axes]
+    for ax, (task, points) in zip(axes, layer_scores.items()):
+        layers = [p[0] for p in points]
+        ax.plot(layers, [p[1] for p in points], "o-", label="validation")
+        ax.plot(layers, [p[2] for p in points], "s--", label="training")
+        ax.set_xlabel("layers transferred")
+        ax.set_ylabel(_METRIC[task][1])
+        ax.set_title(task)
+        ax.set_xticks(layers)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _plot_zero_shot(path, curves):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arch, style in (("transformer", "-"), ("lstm", "--")):
+        for i, (name, points) in enumerate(curves.get(arch, {}).items()):
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o",
+                        color=f"C{i}", label=f"{name} ({arch})")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("pretraining updates")
+    ax.set_ylabel("normalised zero-shot score")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv):
+    del argv
+    if not _TRANSFORMER_LM.value or not _WORK_DIR.value:
+        raise DriverError("--transformer_lm and --work_dir are required.")
+    work = os.path.abspath(_WORK_DIR.value)
+    transformer, transformer_ckpts = resolve_lm(_TRANSFORMER_LM.value, "transformer_lm")
+    lstm, lstm_ckpts = resolve_lm(_LSTM_LM.value, "lstm_lm")
+    tasks = list(_TASKS.value)
+    unknown = [t for t in tasks if t not in _METRIC]
+    if unknown:
+        raise DriverError(f"--tasks: unknown {unknown}; known: {sorted(_METRIC)}.")
+    fig_tasks = ["sst2", _PAIR_TASK.value]
+    dirs = prepare_data(_DATA_DIR.value, work, sorted(set(tasks + fig_tasks + ["cola"])),
+                        _VALIDATION_EXAMPLES.value, _SEED.value)
+    recipe = dict(sequence_length=_SEQUENCE_LENGTH.value, epochs=_EPOCHS.value,
+                  batch_size=_BATCH_SIZE.value, learning_rate=_LEARNING_RATE.value,
+                  warmup_fraction=_WARMUP.value, seed=_SEED.value,
+                  max_train_examples=_TRAIN_EXAMPLES.value,
+                  max_eval_examples=_EVAL_EXAMPLES.value)
+    runner = Runner(work, recipe)
+
+    # Table 5.
+    row_fields = {"full": dict(init_checkpoint=transformer),
+                  "scratch": dict(init_checkpoint=transformer, no_pretraining=True),
+                  "no_aux": dict(init_checkpoint=transformer, lm_coef=0.0),
+                  "lstm": dict(init_checkpoint=lstm)}
+    scores, not_run, mcnemar_cells = {}, {}, {}
+    for row, _ in _ROWS:
+        if row == "lstm" and lstm is None:
+            not_run[row] = "not run: no LSTM checkpoint given (--lstm_lm)"
+            continue
+        for task in tasks:
+            try:
+                metrics = runner.finetune(f"{row}/{task}", task=task, data_dir=dirs[task],
+                                          **row_fields[row], **_task_fields(task))
+            except Exception as e:  # noqa: BLE001 - the LSTM row reports, not stops
+                from gpt1_keras.errors import UserError
+
+                if row != "lstm" or not isinstance(e, (UserError, ValueError, TypeError)):
+                    raise
+                not_run[row] = f"not run: {type(e).__name__}: {str(e).splitlines()[0]}"
+                break
+            scores.setdefault(row, {})[task] = _score(metrics, task)
+        if row in not_run:
+            scores.pop(row, None)
+            continue
+        if row != "full":
+            for task in tasks:
+                if task != "stsb":
+                    mcnemar_cells.setdefault(row, {})[task] = mcnemar(
+                        task, dirs[task], os.path.join(work, "runs", row, task),
+                        os.path.join(work, "runs", "full", task))
+
+    # Figure 2 left.
+    from gpt1_keras.saving import load_model_file
+
+    total_layers = len(load_model_file(transformer, what="--transformer_lm")
+                       .backbone.transformer_layers)
+    layer_counts = sorted({int(v) for v in _LAYERS.value or range(total_layers)}
+                          | {total_layers})
+    layer_scores = {}
+    for task in fig_tasks:
+        subset = training_subset_dir(task, dirs[task], work, _TRAIN_EXAMPLES.value)
+        for n in layer_counts:
+            name = f"full/{task}" if n == total_layers else f"layers{n}/{task}"
+            fields = dict(init_checkpoint=transformer, task=task, data_dir=dirs[task])
+            if n != total_layers:
+                fields["layers_to_transfer"] = n
+            validation = _score(runner.finetune(name, **fields), task)
+            training = _score(runner.score_on(name, subset), task)
+            layer_scores.setdefault(task, []).append((n, validation, training))
+
+    # Figure 2 right.
+    best = {task: max(scores[row][task] for row in scores if task in scores[row])
+            for task in set(t for _, t, _ in _ZERO_SHOT if t) if any(
+                task in scores[row] for row in scores)}
+    raw_curves, curves = {}, {}
+    for arch, model, ckpts in (("transformer", transformer, transformer_ckpts),
+                               ("lstm", lstm, lstm_ckpts)):
+        if model is None or ckpts is None:
+            continue
+        raw_curves[arch] = zero_shot_curve(runner, arch, model, ckpts, dirs,
+                                           _ZERO_SHOT_EXAMPLES.value)
+        curves[arch] = {}
+        for name, task, chance in _ZERO_SHOT:
+            top = best.get(task, 1.0) if task else 1.0
+            curves[arch][name] = [(s, (v - chance) / (top - chance) if top != chance else 0.0)
+                                  for s, v in raw_curves[arch][name]]
+
+    write_report(_OUTPUT.value, tasks, scores, not_run, mcnemar_cells, layer_scores,
+                 raw_curves, curves, best, runner, recipe)
+    print(f"Wrote {_OUTPUT.value} ({runner.trained} runs trained now, the rest reused)")
+
+
+def write_report(output, tasks, scores, not_run, mcnemar_cells, layer_scores, raw_curves,
+                 curves, best, runner, recipe):
+    folder = os.path.dirname(os.path.abspath(output))
+    os.makedirs(folder, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(output))[0]
+    left_png, right_png = f"{stem}_figure2_left.png", f"{stem}_figure2_right.png"
+    _plot_layers(os.path.join(folder, left_png), layer_scores)
+    _plot_zero_shot(os.path.join(folder, right_png), curves)
+
+    head = "| method | " + " | ".join(f"{t} ({_METRIC[t][1]})" for t in tasks) + \
+        " | average | diff. to full |"
+    lines = [head, "| --- |" + " ---: |" * (len(tasks) + 2)]
+    full_avg = None
+    for row, label in _ROWS:
+        if row in not_run:
+            lines.append(f"| {label} | {not_run[row]} |" + " |" * (len(tasks) + 1))
+            continue
+        values = [scores[row][t] for t in tasks]
+        avg = sum(values) / len(values)
+        full_avg = avg if row == "full" else full_avg
+        diff = "" if row == "full" else f"{100 * (avg - full_avg):+.1f}"
+        lines.append(f"| {label} | " + " | ".join(_cell(v) for v in values) +
+                     f" | {_cell(avg)} | {diff} |")
+    table5 = "\n".join(lines)
+
+    mc_lines = ["| row vs full | " + " | ".join(t for t in tasks if t != "stsb") + " |",
+                "| --- |" + " ---: |" * len([t for t in tasks if t != "stsb"])]
+    for row, label in _ROWS:
+        if row in mcnemar_cells:
+            mc_lines.append(f"| {label} | " + " | ".join(
+                f"{a} / {b}, p = {p:.2g}" for a, b, p in
+                (mcnemar_cells[row][t] for t in tasks if t != "stsb")) + " |")
+    mc_table = "\n".join(mc_lines)
+
+    left_lines = ["| task | layers | validation | training |", "| --- | ---: | ---: | ---: |"]
+    for task, points in layer_scores.items():
+        left_lines += [f"| {task} ({_METRIC[task][1]}) | {n} | {_cell(v)} | {_cell(t)} |"
+                       for n, v, t in points]
+
+    right_lines = ["| LM | updates | " + " | ".join(n for n, _, _ in _ZERO_SHOT) + " |",
+                   "| --- | ---: |" + " ---: |" * len(_ZERO_SHOT)]
+    for arch, curve in raw_curves.items():
+        steps = [s for s, _ in curve["sst2"]]
+        for i, step in enumerate(steps):
+            right_lines.append(f"| {arch} | {step} | " + " | ".join(
+                f"{_cell(curve[n][i][1])} ({curves[arch][n][i][1]:+.2f})"
+                for n, _, _ in _ZERO_SHOT) + " |")
+    if not raw_curves:
+        right_lines.append("| not run: no pretraining checkpoints found |" + " |" * 5)
+    missing_lstm = "" if "lstm" in raw_curves else \
+        "\nLSTM curve: not run (no LSTM pretrain run with checkpoints given).\n"
+    norm = ", ".join(f"{t} {_cell(v)}" for t, v in sorted(best.items()))
+    recipe_text = ", ".join(f"`{k}={v}`" for k, v in recipe.items())
+    commands = "\n".join(dict.fromkeys(runner.commands))
+    text = f"""# Reproducing GPT-1's Table 5 and Figure 2 at small scale
+
+Written by `bench/paper/reproduce.py` from its run artifacts (every number below is
+read from a run's `metrics.json` / `eval_metrics.json` / predictions). Validation sets
+are held out of each GLUE training file (`--validation_examples` per task, seeded);
+Story Cloze's validation set is a seeded fifth held out of its reader's training
+part of the 2016 validation file (its zero-shot score: the reader's `dev` fifth). Every fine-tuning run: {recipe_text}
+and the paper's recipe for the rest (see the driver's docstring for where and why it
+differs).
+
+Command: `PYTHONPATH=. .venv/bin/python bench/paper/reproduce.py {' '.join(sys.argv[1:])}`
+
+## Table 5 (validation scores, x100)
+
+{table5}
+
+McNemar's exact test on the validation predictions (examples right only in the row /
+only in "full", two-sided p):
+
+{mc_table}
+
+## Figure 2 left: layers transferred
+
+![Figure 2 left]({left_png})
+
+{chr(10).join(left_lines)}
+
+## Figure 2 right: zero-shot score along pretraining
+
+Raw score x100 (normalised `(score - chance) / (best fine-tuned - chance)` in
+parentheses; best fine-tuned: {norm or '-'}; Winograd: against 1.0).
+
+![Figure 2 right]({right_png})
+
+{chr(10).join(right_lines)}
+{missing_lstm}
+## Runs
+
+Each fine-tuning run as the equivalent `pipelines/finetune.py` command (the driver
+calls the same library functions in one process); the zero-shot scores are
+`gpt1_keras.evaluation.zero_shot.evaluate_zero_shot` calls (what
+`pipelines/evaluate.py --zero_shot` runs) on each pretraining checkpoint's weights,
+loaded into the run's `model.keras` (the binary takes a `.keras` file only).
+
+```
+{commands}
+```
+"""
+    with open(output, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _guarded(argv):
+    from gpt1_keras.errors import UserError
+
+    try:
+        main(argv)
+    except (DriverError, UserError, FileNotFoundError, NotADirectoryError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"ERROR: {first}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli.run(_guarded)

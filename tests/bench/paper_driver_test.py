@@ -1,0 +1,148 @@
+"""End to end: `bench/paper/reproduce.py` on tiny LMs pretrained here, a few examples.
+
+Runs the driver as a user would (a subprocess), twice: the second call must reuse
+every run (no `metrics.json` rewritten). Checks that the report's cells are the
+runs' own numbers, that both PNGs are images, and that bad input (a malformed
+line, a missing training file) is one `ERROR:` line naming the file.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from absl.testing import absltest
+
+from tests import shared_data
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_DRIVER = os.path.join(_REPO, "bench", "paper", "reproduce.py")
+_SIZES = ["--tasks=sst2,story_cloze", "--pair_task=rte", "--layers=0",
+          "--train_examples=8", "--validation_examples=8", "--zero_shot_examples=8",
+          "--eval_examples=16", "--sequence_length=32", "--epochs=1", "--batch_size=4"]
+
+
+def _pretrain_tiny(model_dir, corpus):
+    from gpt1_keras.training.pretraining import PretrainConfig
+    from gpt1_keras.training.pretraining import pretrain
+
+    pretrain(PretrainConfig(
+        preset="gpt1_tiny", train_files=(corpus,), model_dir=model_dir, train_steps=2,
+        batch_size=2, sequence_length=32, learning_rate=1e-3, warmup_steps=1,
+        checkpoint_every=1, keep_checkpoints=5, steps_per_epoch=2, eval_steps=1,
+        num_samples=0, validation_fraction=0.1, jit_compile=False))
+
+
+def _run(*args):
+    env = dict(os.environ, PYTHONPATH=_REPO, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, _DRIVER, *args], env=env, capture_output=True,
+                          text=True)
+
+
+def _metrics_files(root):
+    return {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
+            for d, _, files in os.walk(root) for f in files if f == "metrics.json"}
+
+
+class PaperDriverTest(absltest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.root = tempfile.mkdtemp(prefix="paper_driver_test_")
+        cls.data = shared_data.data_dir()
+        corpus = os.path.join(cls.root, "corpus.txt")
+        with open(shared_data.path("tinyshakespeare.txt"), encoding="utf-8") as f:
+            text = f.read(20000)
+        with open(corpus, "w", encoding="utf-8") as f:
+            f.write(text)
+        cls.lm = os.path.join(cls.root, "lm")
+        _pretrain_tiny(cls.lm, corpus)
+        cls.work = os.path.join(cls.root, "work")
+        cls.doc = os.path.join(cls.root, "doc", "reproduction.md")
+        cls.args = [f"--transformer_lm={cls.lm}", f"--work_dir={cls.work}",
+                    f"--data_dir={cls.data}", f"--output={cls.doc}", *_SIZES]
+        cls.first = _run(*cls.args)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.root, ignore_errors=True)
+        super().tearDownClass()
+
+    def _metrics(self, run):
+        with open(os.path.join(self.work, "runs", run, "metrics.json")) as f:
+            return json.load(f)
+
+    def test_report_cells_are_the_runs_numbers(self):
+        self.assertEqual(self.first.returncode, 0, self.first.stderr[-3000:])
+        with open(self.doc, encoding="utf-8") as f:
+            doc = f.read()
+        for row, label in (("full", "transformer w/ aux LM (full)"),
+                           ("scratch", "w/o pre-training"), ("no_aux", "w/o aux LM")):
+            line = next(l for l in doc.splitlines() if l.startswith(f"| {label} |"))
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            sst2 = self._metrics(f"{row}/sst2")["splits"]["dev"]["accuracy"]
+            story = self._metrics(f"{row}/story_cloze")["splits"]["validation"]["accuracy"]
+            self.assertEqual(cells[1], f"{100 * sst2:.1f}")
+            self.assertEqual(cells[2], f"{100 * story:.1f}")
+            self.assertEqual(cells[3], f"{100 * (sst2 + story) / 2:.1f}")
+        self.assertIn("| LSTM w/ aux LM | not run: no LSTM checkpoint given", doc)
+        # Figure 2 left: layers 0 (its own run) and 2 (the full run), validation and
+        # training (the run scored on its training subset).
+        rte0 = self._metrics("layers0/rte")["splits"]["dev"]["accuracy"]
+        with open(os.path.join(self.work, "runs", "full", "rte", "eval_metrics.json")) as f:
+            rte2_train = json.load(f)["splits"]["dev"]
+        self.assertEqual(rte2_train["num_examples"], 8)
+        self.assertRegex(doc, re.escape(f"| rte (acc) | 0 | {100 * rte0:.1f} |"))
+        self.assertRegex(doc, re.escape(f"| rte (acc) | 2 |") + r" [\d.]+ \| " +
+                         re.escape(f"{100 * rte2_train['accuracy']:.1f} |"))
+        # Figure 2 right: one row per checkpoint (updates 1 and 2).
+        for step in (1, 2):
+            with open(os.path.join(self.work, "zero_shot", "transformer", f"step{step}",
+                                   "winograd", "metrics.json")) as f:
+                winograd = json.load(f)
+            self.assertEqual(winograd["num_examples"], 8)
+            self.assertRegex(doc, rf"\| transformer \| {step} \| .*\| "
+                             + re.escape(f"{100 * winograd['accuracy']:.1f}") + r" \(")
+        for png in ("reproduction_figure2_left.png", "reproduction_figure2_right.png"):
+            with open(os.path.join(os.path.dirname(self.doc), png), "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+    def test_second_run_reuses_every_run(self):
+        self.assertEqual(self.first.returncode, 0, self.first.stderr[-3000:])
+        before = _metrics_files(self.work)
+        self.assertGreaterEqual(len(before), 8 + 8)  # 8 fine-tunings, 2 x 4 zero-shot
+        second = _run(*self.args)
+        self.assertEqual(second.returncode, 0, second.stderr[-3000:])
+        self.assertIn("0 runs trained now", second.stdout)
+        self.assertEqual(_metrics_files(self.work), before)
+
+    def test_bad_input_is_one_line_naming_the_file(self):
+        bad = os.path.join(self.root, "bad_data")
+        shutil.copytree(self.data, bad, ignore=shutil.ignore_patterns("books*"))
+        path = os.path.join(bad, "glue", "RTE", "train.tsv")
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("only\ttwo\n")
+        with open(path, encoding="utf-8") as f:
+            line = len(f.read().splitlines())
+        args = [f"--transformer_lm={self.lm}", f"--work_dir={self.root}/bad_work",
+                f"--data_dir={bad}", f"--output={self.root}/bad.md", *_SIZES]
+        result = _run(*args)
+        self.assertEqual(result.returncode, 2)
+        errors = [l for l in result.stderr.splitlines() if l.startswith("ERROR:")]
+        self.assertLen(errors, 1, result.stderr[-2000:])
+        self.assertIn(f"{path}:{line}", errors[0])
+        self.assertNotIn("Traceback", result.stderr)
+
+        os.remove(path)
+        result = _run(*args)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn(path, result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+
+
+if __name__ == "__main__":
+    absltest.main()
