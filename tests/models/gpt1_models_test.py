@@ -103,6 +103,25 @@ class GPT1CausalLMTest(test_case.TestCase):
         self.assertTrue(np.all(full[:, 1:] < 0), full)
         self.assertAllClose(full[:, 0], np.zeros(ids.shape[0]))
 
+    def test_mixed_precision_cache_matches_float32(self):
+        lm = GPT1CausalLM(GPT1Backbone(**TINY_BACKBONE))
+        mixed = GPT1CausalLM(GPT1Backbone(**TINY_BACKBONE, dtype="mixed_bfloat16"))
+        mixed.set_weights(lm.get_weights())
+        ids = test_case.random_inputs((2, 8), seed=3)["token_ids"]
+        full = to_numpy(lm({"token_ids": ids, "padding_mask": np.ones_like(ids)}))
+        # Prefill 5 positions, then decode the last 3 one at a time (bfloat16 cache).
+        cache = mixed.backbone.empty_cache(2, 8)
+        self.assertEqual(keras.backend.standardize_dtype(cache[0].dtype), "bfloat16")
+        logits, _, cache = mixed.call_with_cache(ids[:, :5], cache, 0)
+        steps = [logits]
+        for t in range(5, 8):
+            logits, _, cache = mixed.call_with_cache(ids[:, t:t + 1], cache, t)
+            steps.append(logits)
+        cached = to_numpy(keras.ops.cast(keras.ops.concatenate(steps, axis=1), "float32"))
+        # Within 2% of the largest float32 logit (bfloat16 keeps 8 mantissa bits).
+        scale = np.abs(full).max()
+        self.assertLessEqual(np.abs(cached - full).max(), 0.02 * scale)
+
     def test_fit_reduces_loss_on_a_dataset(self):
         vocabulary_size = TINY_BACKBONE["vocabulary_size"]
         lm = GPT1CausalLM(GPT1Backbone(**TINY_BACKBONE, dropout=0.0))
