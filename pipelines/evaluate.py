@@ -17,11 +17,13 @@ Writes `metrics.json` and `predictions_<heuristic>_<split>.tsv` to --output_dir.
 import dataclasses
 import os
 
-from absl import app
 from absl import flags
 
-_HEURISTICS = ("cola", "sst2", "race", "story_cloze", "winograd")
-_ZERO_SHOT = flags.DEFINE_enum("zero_shot", None, _HEURISTICS, "The heuristic.")
+from gpt1_keras import cli
+from gpt1_keras.errors import ConfigError
+from gpt1_keras.evaluation.zero_shot import HEURISTICS
+
+_ZERO_SHOT = flags.DEFINE_enum("zero_shot", None, HEURISTICS, "The heuristic.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "The task's files.")
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, ".keras GPT1CausalLM (e.g. from //pipelines:convert).")
@@ -46,13 +48,27 @@ class EvaluateConfig:
 
 
 def parse_flags():
+    """Validates the flags into an `EvaluateConfig`, naming the flag at fault."""
     for flag in (_ZERO_SHOT, _DATA_DIR, _OUTPUT_DIR):
         if not flag.value:
-            raise app.UsageError(f"--{flag.name} is required.")
+            raise ConfigError(f"--{flag.name} is required.")
     if bool(_CHECKPOINT.value) == bool(_PRESET.value):
-        raise app.UsageError("Give exactly one of --checkpoint (a .keras LM) or --preset.")
+        raise ConfigError("Give exactly one of --checkpoint (a .keras LM) or --preset.")
     if _CHECKPOINT.value and not os.path.exists(_CHECKPOINT.value):
-        raise app.UsageError(f"--checkpoint={_CHECKPOINT.value} does not exist.")
+        raise ConfigError(f"--checkpoint={_CHECKPOINT.value} does not exist.")
+    if _PRESET.value:
+        from gpt1_keras.models import backbone_presets
+
+        if _PRESET.value not in backbone_presets:
+            raise ConfigError(f"--preset must be one of {sorted(backbone_presets)}. "
+                              f"Received: {_PRESET.value!r}")
+    if not os.path.isdir(_DATA_DIR.value):
+        raise ConfigError(f"--data_dir={_DATA_DIR.value} is not a directory.")
+    if os.path.exists(_OUTPUT_DIR.value) and not os.path.isdir(_OUTPUT_DIR.value):
+        raise ConfigError(f"--output_dir={_OUTPUT_DIR.value} exists and is not a directory.")
+    for flag, low in ((_MAX_EXAMPLES, 0), (_BATCH_SIZE, 1)):
+        if flag.value < low:
+            raise ConfigError(f"--{flag.name} must be >= {low}. Received: {flag.value}")
     return EvaluateConfig(_ZERO_SHOT.value, _DATA_DIR.value, _CHECKPOINT.value,
                           _PRESET.value, _SPLIT.value, _OUTPUT_DIR.value,
                           _MAX_EXAMPLES.value, _BATCH_SIZE.value)
@@ -60,10 +76,9 @@ def parse_flags():
 
 def run(config, tokenizer=None):
     """Loads the LM, runs the heuristic, writes the outputs; returns the metrics."""
-    import keras
-
     from gpt1_keras.evaluation.zero_shot import evaluate_zero_shot
     from gpt1_keras.models import GPT1CausalLM
+    from gpt1_keras.saving import load_model_file
     from gpt1_keras.tasks.predictions import write_metrics
     from gpt1_keras.tasks.predictions import write_predictions
 
@@ -71,7 +86,8 @@ def run(config, tokenizer=None):
         from gpt1_keras.tokenizers import GPT1Tokenizer
         tokenizer = GPT1Tokenizer()
     if config.checkpoint:
-        lm = keras.saving.load_model(config.checkpoint, compile=False)
+        lm = load_model_file(config.checkpoint, expected=GPT1CausalLM,
+                             what="--checkpoint")
     else:
         lm = GPT1CausalLM.from_preset(config.preset)
     result = evaluate_zero_shot(lm, tokenizer, config.zero_shot, config.data_dir,
@@ -92,5 +108,10 @@ def main(argv):
     print(", ".join(f"{k}={v}" for k, v in result.items()))
 
 
+def console_main():
+    """The `gpt1-evaluate` console script."""
+    cli.run(main)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    console_main()

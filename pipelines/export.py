@@ -20,8 +20,10 @@ graph); the model file itself may come from any backend.
 import dataclasses
 import os
 
-from absl import app
 from absl import flags
+
+from gpt1_keras import cli
+from gpt1_keras.errors import ConfigError
 
 _MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "A finetune/pretrain output directory (holding model.keras) "
@@ -57,10 +59,18 @@ class ExportConfig:
 
 
 def parse_flags():
-    """The flags as an `ExportConfig`."""
+    """The flags as an `ExportConfig`, naming the flag at fault."""
     for holder in (_MODEL_DIR, _EXPORT_DIR):
         if not holder.value:
-            raise app.UsageError(f"--{holder.name} is required.")
+            raise ConfigError(f"--{holder.name} is required.")
+    if not os.path.exists(_MODEL_DIR.value):
+        raise ConfigError(f"--model_dir={_MODEL_DIR.value} does not exist: pass a "
+                          "finetune/pretrain output directory or a .keras file.")
+    if os.path.exists(_EXPORT_DIR.value) and not os.path.isdir(_EXPORT_DIR.value):
+        raise ConfigError(f"--export_dir={_EXPORT_DIR.value} exists and is not a directory.")
+    for holder in (_VERSION, _SEQUENCE_LENGTH, _MAX_NEW_TOKENS_LIMIT):
+        if holder.value is not None and holder.value < 1:
+            raise ConfigError(f"--{holder.name} must be >= 1. Received: {holder.value}")
     return ExportConfig(
         model_dir=_MODEL_DIR.value,
         export_dir=_EXPORT_DIR.value,
@@ -87,7 +97,11 @@ def main(argv):
     try:
         path = export_saved_model(model_dir, **kwargs)
     except (ValueError, FileNotFoundError) as e:
-        raise app.UsageError(str(e)) from None
+        # The export library checks its arguments (a classifier flag for a language
+        # model, ...) with ValueErrors of its own: those are the user's to fix.
+        if not _raised_by_export_library(e):
+            raise
+        raise ConfigError(str(e)) from e
     with open(os.path.join(path, "assets.extra", EXPORT_INFO_FILE), encoding="utf-8") as f:
         info = json.load(f)
     print(f"Exported {info['model_class']} to {path}")
@@ -98,5 +112,18 @@ def main(argv):
         print(f"  {name}({inputs}) -> {outputs}")
 
 
+def _raised_by_export_library(e):
+    tb = e.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "")
+    return module.startswith("gpt1_keras.export")
+
+
+def console_main():
+    """The `gpt1-export` console script."""
+    cli.run(main)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    console_main()

@@ -5,7 +5,9 @@ TensorFlow-only module; the export runs on the Keras TensorFlow backend (the
 `.keras` model files themselves are backend-independent). Writes
 `export_dir/<version>/`, the layout TF Serving's `--model_base_path` expects:
 the new version appears in one rename, so a server polling `export_dir` never
-sees half a model.
+sees half a model. The SavedModel is built under a hidden name; the version number
+is then picked and the rename done holding `RunLock(export_dir, "export")` (waiting
+for another export's turn), so concurrent exports never pick the same version.
 
 | model | signatures |
 | --- | --- |
@@ -24,6 +26,9 @@ import shutil
 
 import keras
 import tensorflow as tf
+
+from gpt1_keras.errors import ConfigError
+from gpt1_keras.run_lock import RunLock
 
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
@@ -151,7 +156,9 @@ def load_model(model_or_path):
         directory, file = os.path.dirname(path), path
     else:
         raise FileNotFoundError(f"No model at {path}: neither a .keras file nor a directory.")
-    model = keras.saving.load_model(file, compile=False)
+    from gpt1_keras.saving import load_model_file
+
+    model = load_model_file(file, what="model file")
     return model, file, _read_metadata(os.path.join(directory, METRICS_FILE))
 
 
@@ -230,28 +237,65 @@ def _existing_versions(export_dir):
 
 
 def _write_version(module, signatures, info, export_dir, version):
-    versions = _existing_versions(export_dir)
-    if version is None:
-        version = (versions[-1] + 1) if versions else 1
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ValueError(f"`version` must be a positive int. Received: version={version!r}")
+    if version is not None and (
+            not isinstance(version, int) or isinstance(version, bool) or version < 1):
+        raise ConfigError(f"`version` must be a positive int. Received: version={version!r}")
+    if version is not None:
+        _refuse_existing(export_dir, version)  # before the slow part
+    try:
+        os.makedirs(export_dir, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as e:
+        raise ConfigError(f"`export_dir` {export_dir} cannot be a directory: "
+                          f"{e.strerror} ({e.filename}).") from None
+    # TF Serving only loads all-digit directory names: build under a hidden name
+    # (unique to this process), then pick the version and rename under the lock
+    # (waiting while another export does the same).
+    partial = os.path.join(export_dir, f".export-{os.getpid()}.partial")
+    try:
+        if os.path.exists(partial):
+            shutil.rmtree(partial)
+        tf.saved_model.save(module, partial, signatures=signatures)
+        with RunLock(export_dir, "export", wait=True):
+            _remove_abandoned_partials(export_dir)
+            if version is None:
+                versions = _existing_versions(export_dir)
+                version = (versions[-1] + 1) if versions else 1
+            target = _refuse_existing(export_dir, version)
+            extra = os.path.join(partial, "assets.extra")
+            os.makedirs(extra, exist_ok=True)
+            info = {"version": version, **info}
+            with open(os.path.join(extra, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
+                json.dump(info, f, indent=2, sort_keys=True)
+                f.write("\n")
+            os.rename(partial, target)
+    finally:
+        if os.path.exists(partial):
+            shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def _refuse_existing(export_dir, version):
     target = os.path.join(export_dir, str(version))
     if os.path.exists(target):
-        raise ValueError(
-            f"{target} exists; pick another `version` (existing: {versions}) or leave it "
-            "unset for the next one.")
-    # TF Serving only loads all-digit directory names: write under a hidden
-    # name, then rename.
-    partial = os.path.join(export_dir, f".{version}.partial")
-    if os.path.exists(partial):
-        shutil.rmtree(partial)
-    os.makedirs(export_dir, exist_ok=True)
-    tf.saved_model.save(module, partial, signatures=signatures)
-    extra = os.path.join(partial, "assets.extra")
-    os.makedirs(extra, exist_ok=True)
-    info = {"version": version, **info}
-    with open(os.path.join(extra, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.rename(partial, target)
+        raise ConfigError(
+            f"{target} exists; pick another `version` (existing: "
+            f"{_existing_versions(export_dir)}) or leave it unset for the next one.")
     return target
+
+
+def _remove_abandoned_partials(export_dir):
+    """Removes hidden builds left by export processes that no longer run."""
+    for name in os.listdir(export_dir):
+        match = re.fullmatch(r"\.export-([0-9]+)\.partial", name)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(os.path.join(export_dir, name), ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

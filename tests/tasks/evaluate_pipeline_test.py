@@ -8,6 +8,7 @@ from absl import flags
 from absl.testing import absltest
 from absl.testing import flagsaver
 
+from gpt1_keras.errors import ConfigError
 from pipelines import evaluate
 from tests.tasks import fixtures
 from tests.tasks.fixtures import DigitTokenizer
@@ -41,7 +42,7 @@ class EvaluatePipelineTest(absltest.TestCase):
         self.assertEqual([line.split("\t")[0] for line in lines], ["index", "q1", "q2"])
         with flagsaver.flagsaver(zero_shot="sst2", data_dir=data, output_dir=out,
                                  checkpoint=self.lm_path, preset="gpt1_tiny"):
-            with self.assertRaisesRegex(Exception, "exactly one of --checkpoint"):
+            with self.assertRaisesRegex(ConfigError, "exactly one of --checkpoint"):
                 evaluate.parse_flags()
 
 
