@@ -127,6 +127,26 @@ def run_worker(argv, label, backend=None):
     return {"error": f"rc={proc.returncode}"}
 
 
+def mcnemar(right_a, right_b):
+    """McNemar's exact test of two models' per-example correctness on the same examples.
+
+    Args:
+        right_a, right_b: booleans, one per example (in the same order): right or not.
+
+    Returns:
+        `(right only in a, right only in b, two-sided exact p)`: the binomial test of
+        the discordant pairs against 1/2 (1.0 when there are none).
+    """
+    from scipy import stats
+
+    if len(right_a) != len(right_b):
+        raise ValueError(f"{len(right_a)} vs {len(right_b)} examples: not paired.")
+    only_a = sum(a and not b for a, b in zip(right_a, right_b))
+    only_b = sum(b and not a for a, b in zip(right_a, right_b))
+    p_value = stats.binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return only_a, only_b, p_value
+
+
 def run_pipeline(name, *args):
     """Runs `pipelines/<name>.py` with `args` in a fresh interpreter; returns its seconds.
 

@@ -217,17 +217,12 @@ def _read_column(path, column):
 def _mcnemar(data, pretrained_dir, scratch_dir):
     """Sentences only one arm gets right (each way) and the exact McNemar p-value: the
     two arms answer the same 1,000 sentences, so this paired test is the sharp one."""
-    from scipy import stats
-
     gold = _read_column(os.path.join(data, "dev.tsv"), "label")
     right = [
         [p == g for p, g in zip(_read_column(os.path.join(d, "predictions", "dev.tsv"),
                                              "prediction"), gold, strict=True)]
         for d in (pretrained_dir, scratch_dir)]
-    only_a = sum(a and not b for a, b in zip(*right))
-    only_b = sum(b and not a for a, b in zip(*right))
-    p_value = stats.binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return only_a, only_b, p_value
+    return common.mcnemar(*right)
 
 
 def _majority(data):

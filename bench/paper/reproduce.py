@@ -68,6 +68,7 @@ import sys
 
 from absl import flags
 
+from bench import common
 from gpt1_keras import cli
 from tests import shared_data
 
@@ -311,8 +312,6 @@ def _score(metrics, task, split=None):
 def mcnemar(task, data, run_a, run_b):
     """`(right only in a, right only in b, exact two-sided p)` on the validation
     predictions (`predictions/dev.tsv`, Story Cloze's `validation.tsv`)."""
-    from scipy import stats
-
     from gpt1_keras.tasks import get_task
 
     spec = get_task(task)
@@ -328,11 +327,10 @@ def mcnemar(task, data, run_a, run_b):
         with open(os.path.join(run, "predictions", f"{_split_name(task)}.tsv"),
                   encoding="utf-8") as f:
             predicted = [line.split("\t")[1] for line in f.read().splitlines()[1:]]
-        right.append([p == str(g) for p, g in zip(predicted, gold[:len(predicted)])])
-    only_a = sum(a and not b for a, b in zip(*right))
-    only_b = sum(b and not a for a, b in zip(*right))
-    p = stats.binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
-    return only_a, only_b, p
+        right.append([p == str(g) for p, g in zip(predicted, gold, strict=False)])
+    if len(right[0]) != len(right[1]):
+        raise DriverError(f"{run_a} and {run_b} predicted different numbers of examples.")
+    return common.mcnemar(*right)
 
 
 # -- zero-shot over checkpoints --------------------------------------------------------
