@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 
 import keras
 from absl import app
@@ -47,7 +48,10 @@ class FinetuneBinaryTest(absltest.TestCase):
     def setUpClass(cls):
         FLAGS.mark_as_parsed()
         keras.utils.set_random_seed(0)
-        cls.lm_path = os.path.join(absltest.get_default_test_tmpdir(), "lm.keras")
+        # A directory of its own: test processes running side by side share the
+        # default test tmpdir.
+        cls.lm_path = os.path.join(
+            tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir()), "lm.keras")
         GPT1CausalLM.from_preset("gpt1_tiny").save(cls.lm_path)
 
     def _sst2(self, train_rows):

@@ -8,6 +8,7 @@ examples each, written here in each task's real format).
 import csv
 import json
 import os
+import tempfile
 
 import keras
 import numpy as np
@@ -131,7 +132,10 @@ class FinetuneTest(absltest.TestCase):
     def setUpClass(cls):
         keras.utils.set_random_seed(1)
         cls.tokenizer = GPT1Tokenizer()
-        cls.checkpoint = os.path.join(absltest.get_default_test_tmpdir(), "lm.keras")
+        # A directory of its own: test processes running side by side share the
+        # default test tmpdir.
+        cls.checkpoint = os.path.join(
+            tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir()), "lm.keras")
         GPT1CausalLM.from_preset("gpt1_tiny").save(cls.checkpoint)
 
     def _config(self, task, data_dir, **kwargs):
