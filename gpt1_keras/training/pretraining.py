@@ -474,6 +474,7 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
     from gpt1_keras.data import corpus
     from gpt1_keras.data.lm_dataset import make_lm_dataset
     from gpt1_keras.models import GPT1CausalLM
+    from gpt1_keras.saving import atomic_save_model
     from gpt1_keras.tokenizers import GPT1Tokenizer
     from gpt1_keras.training import trainer
 
@@ -546,10 +547,7 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
     if not distribution.is_chief:
         return None
     lm = result.model
-    model_path = os.path.join(config.model_dir, "model.keras")
-    partial = os.path.join(config.model_dir, f"model.tmp-{os.getpid()}.keras")
-    lm.save(partial)
-    os.replace(partial, model_path)
+    model_path = atomic_save_model(lm, os.path.join(config.model_dir, "model.keras"))
 
     # === Reporting: the model and checkpoints are safe; nothing here fails the run ===
     from gpt1_keras.evaluation.unigram import unigram_perplexity
