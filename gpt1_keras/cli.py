@@ -83,9 +83,11 @@ def _adopt_main_module_flags(main):
     module = getattr(main, "__module__", "__main__")
     if module in ("__main__", sys.argv[0]):
         return
+    # absl's usage text is __main__'s docstring: the wrapper's is none, or (for a
+    # venv path too long for a shebang) pip's `exec` trampoline.
     main_module = sys.modules.get("__main__")
-    if main_module is not None and not main_module.__doc__:
-        main_module.__doc__ = sys.modules[module].__doc__  # absl's usage text
+    if main_module is not None:
+        main_module.__doc__ = sys.modules[module].__doc__
     for flag in flags.FLAGS.get_key_flags_for_module(module):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 

@@ -127,7 +127,7 @@ class PackagingTest(absltest.TestCase):
             self.assertNotIn("Traceback", err)
             for flag in _SCRIPTS[script]:
                 self.assertIn(flag, out, f"{script} --help")
-            self.assertIn("Usage:", out)  # the binary's docstring
+            self.assertIn("Usage:", out, f"{script} --help: {out[:800]}")  # its docstring
 
         missing = os.path.join(cwd, "no_such_checkpoint")
         result = subprocess.run(
