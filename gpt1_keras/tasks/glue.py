@@ -9,7 +9,7 @@ files have no header (source, label, original label, sentence).
 
 MNLI keeps GPT-1's order: premise (`sentence1`) first, hypothesis
 (`sentence2`) second (tf-models-official's `MnliProcessor` swaps them;
-GPT1_SPEC trap 8).
+docs/model.md, choice 8).
 """
 
 import csv

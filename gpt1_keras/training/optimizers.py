@@ -7,7 +7,7 @@ OpenAI's `opt.py` (finetune-transformer-lm) updates every parameter `p` with
     p -= lr_t * (m / (sqrt(v) + eps) + l2 * p)      # `l2 * p` only if rank(p) > 1
 
 after clipping all gradients by their global norm. Keras' `AdamW` differs in two ways
-(GPT1_SPEC trap 5): its decay `p -= lr * wd * p` is not scaled by the bias-correction
+(docs/model.md, choice 5): its decay `p -= lr * wd * p` is not scaled by the bias-correction
 factor `sqrt(1 - b2^t) / (1 - b1^t)`, and it decays every variable unless told to
 exclude some. `GPT1Adam` implements the original update exactly, with `keras.ops`
 only (every backend), and decides "rank > 1" from each variable's shape, so biases,

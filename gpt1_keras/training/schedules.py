@@ -3,7 +3,7 @@
 - `WarmupCosineDecay`: pretraining (paper section 4.1): linear warm-up from 0 to the
   peak over `warmup_steps` updates, then cosine annealing to 0 at `total_steps`.
 - `WarmupLinearDecay`: fine-tuning (the original code's `warmup_linear`), clamped at 0
-  past the last step (the original goes negative there; GPT1_SPEC trap 6).
+  past the last step (the original goes negative there; docs/model.md, choice 6).
 
 Both are pure functions of the step written with `keras.ops`, so they run on every
 backend and inside compiled train steps; the optimizer evaluates them at its
