@@ -49,12 +49,12 @@ def make_task_dataset(
     >>> ds = make_task_dataset(examples, GPT1Tokenizer(), "classification",
     ...                        sequence_length=64, batch_size=2)
     """
-    preprocessor = GPT1ClassifierPreprocessor(tokenizer, task, sequence_length)
-    ds = task_batches(
+    ds = task_batches(  # Checks `task` and the examples first.
         examples, task, batch_size=batch_size, regression=regression,
         num_classes=num_classes, shuffle=shuffle, seed=seed,
         shuffle_buffer_size=shuffle_buffer_size, repeat=repeat,
         drop_remainder=drop_remainder, input_context=input_context)
+    preprocessor = GPT1ClassifierPreprocessor(tokenizer, task, sequence_length)
     return ds.map(preprocessor, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 

@@ -190,7 +190,7 @@ class TaskInputsTest(tf.test.TestCase):
 
     def test_bad_structure_names_the_field(self):
         tok = FakeTokenizer()
-        with self.assertRaisesRegex(ValueError, "task"):
+        with self.assertRaisesRegex(ValueError, "`task` must be one of .*'translation'"):
             task_dataset.make_task_dataset((["a"], [0]), tok, "translation")
         with self.assertRaisesRegex(ValueError, "entailment.*text_a, text_b"):
             task_dataset.make_task_dataset((["a"], [0]), tok, "entailment")
