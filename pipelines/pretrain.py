@@ -23,6 +23,7 @@ from absl import flags
 
 from gpt1_keras import cli
 from gpt1_keras.errors import ConfigError
+from gpt1_keras.models.architectures import ARCHITECTURES
 from gpt1_keras.training import distribution
 from gpt1_keras.training import pretraining
 from gpt1_keras.training import schedules
@@ -31,7 +32,10 @@ _DEFAULTS = pretraining.PretrainConfig.__dataclass_fields__
 
 _CONFIG = flags.DEFINE_enum("config", "small", list(pretraining.RECIPES),
                             "The recipe (see docs/pretraining.md); flags override it.")
-flags.DEFINE_string("preset", None, "Model preset: gpt1, gpt1_small, gpt1_tiny.")
+flags.DEFINE_enum("architecture", "transformer", list(ARCHITECTURES),
+                  "transformer: GPT-1; lstm: the paper's LSTM baseline (same tokens, recipe).")
+flags.DEFINE_string("preset", None, "Model preset of --architecture: gpt1, gpt1_small, gpt1_tiny; "
+                    "lstm_small, lstm_tiny (default: the recipe's, or its equal-size LSTM).")
 flags.DEFINE_list("model_overrides", [],
                   "Backbone arguments to override, e.g. num_layers=4,dropout=0.0.")
 flags.DEFINE_list("train_files", None,

@@ -7,7 +7,8 @@ import numpy as np
 from keras import ops
 
 from gpt1_keras.layers.next_token_log_probs import next_token_log_probs
-from gpt1_keras.models.gpt1_backbone import GPT1Backbone
+from gpt1_keras.models.architectures import build_backbone
+from gpt1_keras.models.gpt1_presets import preset_architecture
 
 # Logit given to tokens that top-k / top-p filter out: finite, so that every
 # backend's categorical sampler gives them exactly zero probability.
@@ -22,7 +23,7 @@ _Sampler = collections.namedtuple(
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
 class GPT1CausalLM(keras.Model):
-    """GPT-1 language model: a `GPT1Backbone` plus the tied LM head.
+    """GPT-1 language model: a `GPT1Backbone` (or the `LSTMBackbone` baseline) plus the tied LM head.
 
     Logits are `hidden @ token_embedding^T` over the backbone's whole vocabulary
     (tokens and special tokens; not over position rows as in the original code),
@@ -34,7 +35,7 @@ class GPT1CausalLM(keras.Model):
     weighted accuracy metric.
 
     Args:
-        backbone: a `GPT1Backbone`.
+        backbone: a `GPT1Backbone` (or the `LSTMBackbone` baseline).
         **kwargs: `keras.Model` arguments.
 
     Call arguments (a dict):
@@ -356,8 +357,9 @@ class GPT1CausalLM(keras.Model):
 
     @classmethod
     def from_preset(cls, preset, **overrides):
-        """Builds a randomly initialised LM from a backbone preset name."""
-        return cls(GPT1Backbone.from_preset(preset, **overrides))
+        """A randomly initialised LM on a backbone preset of either architecture
+        (`gpt1_small`, ..., or the LSTM baseline's `lstm_small`, ...)."""
+        return cls(build_backbone(preset_architecture(preset), preset, **overrides))
 
 
 def _is_int(value):

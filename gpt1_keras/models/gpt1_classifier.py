@@ -8,7 +8,8 @@ from gpt1_keras.layers.classify_token_pooler import ClassifyTokenPooler
 from gpt1_keras.layers.flatten_sequences import FlattenSequences
 from gpt1_keras.layers.initializers import gpt1_initializer
 from gpt1_keras.layers.unflatten_sequences import UnflattenSequences
-from gpt1_keras.models.gpt1_backbone import GPT1Backbone
+from gpt1_keras.models.architectures import build_backbone
+from gpt1_keras.models.gpt1_presets import preset_architecture
 
 # The paper's head types (section 3.3): what `GPT1Classifier(head=...)` builds.
 HEADS = ("classification", "entailment", "similarity", "multiple_choice")
@@ -16,7 +17,7 @@ HEADS = ("classification", "entailment", "similarity", "multiple_choice")
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
 class GPT1Classifier(keras.Model):
-    """GPT-1 fine-tuning model: a `GPT1Backbone` plus one of the paper's heads.
+    """GPT-1 fine-tuning model: a backbone plus one of the paper's heads.
 
     The head reads the final hidden state of the `_classify_` token (the last
     real token of each sequence, `sum(padding_mask) - 1`; see
@@ -42,7 +43,7 @@ class GPT1Classifier(keras.Model):
     preprocessor turns them into token ids in `tf.data`.
 
     Args:
-        backbone: a `GPT1Backbone`.
+        backbone: a `GPT1Backbone` (or the `LSTMBackbone` baseline).
         num_classes: output classes; `1` with `head="similarity"` means a
             single regression output (STS-B). Unused (`None`) for
             `"multiple_choice"`.
@@ -270,8 +271,9 @@ class GPT1Classifier(keras.Model):
 
     @classmethod
     def from_preset(cls, preset, num_classes=None, head="classification", **kwargs):
-        """A randomly initialised classifier on a backbone preset (`gpt1_tiny`, ...)."""
-        return cls(GPT1Backbone.from_preset(preset), num_classes=num_classes,
+        """A randomly initialised classifier on a backbone preset of either
+        architecture (`gpt1_tiny`, ..., `lstm_tiny`, ...)."""
+        return cls(build_backbone(preset_architecture(preset), preset), num_classes=num_classes,
                    head=head, **kwargs)
 
 

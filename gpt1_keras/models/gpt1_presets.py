@@ -85,6 +85,27 @@ def preset_architecture(name):
     raise ValueError(f"Unknown preset {name!r}. Known presets: {', '.join(known)}.")
 
 
+# Presets of (nearly) equal parameter count across architectures: the paper's LSTM
+# baseline is matched to the transformer's size.
+EQUAL_SIZE_PRESETS = (("gpt1_small", "lstm_small"), ("gpt1_tiny", "lstm_tiny"))
+
+
+def matching_preset(name, architecture):
+    """`name` if it is a preset of `architecture`, else its equal-size counterpart."""
+    presets = presets_by_architecture.get(architecture, {})
+    if name in presets:
+        return name
+    for group in EQUAL_SIZE_PRESETS:
+        if name in group:
+            for other in group:
+                if other in presets:
+                    return other
+    raise ValueError(
+        f"Preset {name!r} has no counterpart of architecture={architecture!r}; name one "
+        f"of its presets: {', '.join(sorted(presets))}."
+    )
+
+
 def get_preset(name, architecture="transformer"):
     """Returns a copy of the named preset's constructor arguments.
 

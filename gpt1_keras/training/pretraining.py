@@ -108,7 +108,11 @@ class PretrainConfig:
     `//pipelines:pretrain` has one flag per field, under the same name.
 
     Attributes:
-        preset: the `GPT1Backbone` preset (`gpt1`, `gpt1_small`, `gpt1_tiny`).
+        architecture: `"transformer"` (`GPT1Backbone`) or `"lstm"` (the paper's
+            `LSTMBackbone` baseline), trained the same way with the same tokens.
+        preset: a backbone preset of `architecture` (`gpt1`, `gpt1_small`,
+            `gpt1_tiny`; `lstm_small`, `lstm_tiny`). `from_recipe` maps a recipe's
+            transformer preset to its equal-size LSTM one for `architecture="lstm"`.
         model_overrides: backbone arguments replacing the preset's (a dict, or
             `(key, value)` pairs), e.g. `{"dropout": 0.0}`.
         train_files: training text files or globs (resolved and checked here);
@@ -154,6 +158,7 @@ class PretrainConfig:
         sample_prompts: the prompts, used in turn.
     """
 
+    architecture: str = "transformer"
     preset: str = "gpt1_small"
     model_overrides: tuple = ()
     train_files: tuple = ()
@@ -188,7 +193,7 @@ class PretrainConfig:
     sample_prompts: tuple = SAMPLE_PROMPTS
 
     # Changing these between restarts would make the resumed run a different run.
-    RESUME_KEYS = ("preset", "model_overrides", "train_files", "validation_files",
+    RESUME_KEYS = ("architecture", "preset", "model_overrides", "train_files", "validation_files",
                    "validation_fraction", "validation_books", "book_separator_blank_lines",
                    "batch_size", "sequence_length", "seed")
 
@@ -208,6 +213,15 @@ class PretrainConfig:
             fields["train_steps"] = None
         fields["truncate_warmup"] = "warmup_steps" not in overrides
         fields.update(overrides)
+        from gpt1_keras.models.gpt1_presets import matching_preset
+        from gpt1_keras.models.gpt1_presets import presets_by_architecture
+
+        # The LSTM baseline of a recipe: its equal-size LSTM preset.
+        if "preset" not in overrides and fields.get("architecture") in presets_by_architecture:
+            try:
+                fields["preset"] = matching_preset(fields["preset"], fields["architecture"])
+            except ValueError as e:
+                raise ConfigError(f"preset: {e}") from None
         return cls(**fields)
 
     def __post_init__(self):
@@ -218,7 +232,14 @@ class PretrainConfig:
             object.__setattr__(self, name, value)
 
         # The model.
-        arch = _preset_arguments(self.preset)
+        from gpt1_keras.models.architectures import ARCHITECTURES
+
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(
+                f"architecture={self.architecture!r} is unknown; known: "
+                f"{', '.join(ARCHITECTURES)}."
+            )
+        arch = _preset_arguments(self.preset, self.architecture)
         overrides = dict(self.model_overrides)
         unknown = sorted(set(overrides) - set(arch))
         if unknown:
@@ -319,18 +340,19 @@ class PretrainConfig:
         return self.warmup_steps
 
     def backbone_arguments(self):
-        """The `GPT1Backbone` arguments: the preset's with the overrides."""
-        return {**_preset_arguments(self.preset), **dict(self.model_overrides)}
+        """The backbone's arguments: the preset's with the overrides."""
+        return {**_preset_arguments(self.preset, self.architecture),
+                **dict(self.model_overrides)}
 
     def to_json_dict(self):
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
-def _preset_arguments(preset):
+def _preset_arguments(preset, architecture):
     from gpt1_keras.models.gpt1_presets import get_preset
 
     try:
-        return get_preset(preset)
+        return get_preset(preset, architecture=architecture)
     except ValueError as e:
         raise ConfigError(f"preset: {e}") from None
 
@@ -474,6 +496,7 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
     from gpt1_keras.data import corpus
     from gpt1_keras.data.lm_dataset import make_lm_dataset
     from gpt1_keras.models import GPT1CausalLM
+    from gpt1_keras.models import build_backbone
     from gpt1_keras.saving import atomic_save_model
     from gpt1_keras.tokenizers import GPT1Tokenizer
     from gpt1_keras.training import trainer
@@ -511,7 +534,9 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
 
     def build_model():
         keras.utils.set_random_seed(config.seed)
-        return GPT1CausalLM.from_preset(config.preset, **dict(config.model_overrides))
+        backbone = build_backbone(config.architecture, config.preset,
+                                  **dict(config.model_overrides))
+        return GPT1CausalLM(backbone)
 
     train_config = trainer.TrainConfig(
         model_dir=config.model_dir,

@@ -163,6 +163,20 @@ class LSTMBackboneTest(absltest.TestCase):
         backbone = build_backbone("lstm", "lstm_tiny", lstm_units=8, name="b")
         self.assertEqual((backbone.lstm_units, backbone.name), (8, "b"))
 
+    def test_task_presets_pick_the_architecture_of_the_preset(self):
+        from gpt1_keras.models.gpt1_presets import matching_preset
+
+        self.assertIsInstance(GPT1CausalLM.from_preset("lstm_tiny", lstm_units=8).backbone,
+                              LSTMBackbone)
+        self.assertIsInstance(GPT1Classifier.from_preset("lstm_tiny", num_classes=2).backbone,
+                              LSTMBackbone)
+        self.assertIsInstance(GPT1CausalLM.from_preset("gpt1_tiny").backbone, GPT1Backbone)
+        self.assertEqual(matching_preset("gpt1_small", "lstm"), "lstm_small")
+        self.assertEqual(matching_preset("lstm_tiny", "transformer"), "gpt1_tiny")
+        self.assertEqual(matching_preset("gpt1", "transformer"), "gpt1")
+        with self.assertRaisesRegex(ValueError, "'gpt1' has no counterpart"):
+            matching_preset("gpt1", "lstm")
+
 
 class LSTMTasksTest(absltest.TestCase):
     def test_lm_logits_score_and_loss_against_numpy(self):

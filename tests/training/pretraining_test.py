@@ -91,6 +91,25 @@ class PretrainConfigTest(absltest.TestCase):
         # No samples: any sample length is fine.
         PretrainConfig(**{**tiny, "num_samples": 0, "sample_tokens": 64})
 
+    def test_lstm_architecture_takes_the_recipes_equal_size_preset(self):
+        self.assertEqual(PretrainConfig.from_recipe("small", architecture="lstm").preset,
+                         "lstm_small")
+        self.assertEqual(PretrainConfig.from_recipe("books", architecture="lstm").preset,
+                         "lstm_small")
+        tiny = PretrainConfig.from_recipe("small", architecture="lstm", preset="lstm_tiny",
+                                          sequence_length=16)
+        self.assertEqual(tiny.backbone_arguments()["lstm_units"], 64)
+        self.assertIn("architecture", PretrainConfig.RESUME_KEYS)
+        with self.assertRaisesRegex(ConfigError, r"^preset: Preset 'gpt1' has no counterpart "
+                                                 r"of architecture='lstm'"):
+            PretrainConfig.from_recipe("paper", architecture="lstm")
+        with self.assertRaisesRegex(ConfigError, r"^preset: .*'gpt1_tiny' is a preset of "
+                                                 r"architecture='transformer'"):
+            PretrainConfig.from_recipe("small", architecture="lstm", preset="gpt1_tiny")
+        with self.assertRaisesRegex(ConfigError, r"^architecture='gru' is unknown; known: "
+                                                 r"transformer, lstm"):
+            PretrainConfig.from_recipe("small", architecture="gru")
+
     def test_unknown_recipe(self):
         with self.assertRaisesRegex(ConfigError, r"^recipe='huge' is unknown; known: small"):
             PretrainConfig.from_recipe("huge")
