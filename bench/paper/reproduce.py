@@ -24,6 +24,8 @@ through the library that `pipelines/finetune.py` and `pipelines/evaluate.py` wra
 3. Figure 2 left: SST-2 and `--pair_task` fine-tuned with `layers_to_transfer`
    0..L; validation score and training score (the finished run scored on the exact
    training subset it saw, with `evaluate_run`, i.e. `finetune --eval_only`).
+   With `--score_on=DIR` (laid out like `--data_dir`, e.g. GLUE's official
+   `dev.tsv` files), every Table-5 run is also scored there without retraining.
 4. Figure 2 right: the four zero-shot heuristics (SST-2, CoLA, Story Cloze multiple
    choice, the Winograd-style set in `bench/paper/data/winograd/dev.jsonl`, written
    for this project) on every checkpoint kept in `<pretrain run>/checkpoints`,
@@ -86,6 +88,10 @@ _WINOGRAD = flags.DEFINE_string(
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Runs go here; finished ones are reused.")
 _OUTPUT = flags.DEFINE_string("output", os.path.join(_REPO, "docs", "reproduction.md"),
                               "The Markdown report; its PNGs go beside it.")
+_SCORE_ON = flags.DEFINE_string(
+    "score_on", None, "A folder laid out like --data_dir (glue/RTE/dev.tsv, sst2/dev.tsv, "
+    "story_cloze/<test CSV>, ...) holding other labelled splits, e.g. GLUE's official dev "
+    "files: every Table-5 run is also scored on it, without retraining.")
 _TASKS = flags.DEFINE_list("tasks", ["cola", "sst2", "mrpc", "stsb", "rte", "story_cloze"],
                            "Table 5's tasks.")
 _PAIR_TASK = flags.DEFINE_enum("pair_task", "rte", ["rte", "mrpc"],
@@ -266,12 +272,19 @@ class Runner:
         from gpt1_keras.tasks.finetuning import evaluate_run
 
         out = os.path.join(self.work_dir, "runs", name)
-        path = os.path.join(out, "eval_metrics.json")
         self.commands.append(f"python pipelines/finetune.py --eval_only --output_dir={out} "
                              f"--eval_data_dir={data_dir}")
-        if os.path.exists(path) and _read_json(path)["data_dir"] == os.path.abspath(data_dir):
+        # `evaluate_run` writes eval_metrics.json (the latest folder scored); a copy per
+        # folder lets a run scored on two folders be read back for both.
+        key = hashlib.sha256(os.path.abspath(data_dir).encode()).hexdigest()[:16]
+        path = os.path.join(out, "driver_scores", f"{key}.json")
+        if os.path.exists(path):
             return _read_json(path)
-        return evaluate_run(out, data_dir)
+        result = evaluate_run(out, data_dir)
+        from gpt1_keras.tasks.predictions import write_metrics
+
+        write_metrics(path, result)
+        return result
 
 
 def _command(config):
@@ -505,6 +518,16 @@ def main(argv):
                         task, dirs[task], os.path.join(work, "runs", row, task),
                         os.path.join(work, "runs", "full", task))
 
+    # Every Table-5 run on other labelled splits (`finetune --eval_only`).
+    other = {}
+    if _SCORE_ON.value:
+        for row in scores:
+            for task in tasks:
+                folder = "story_cloze" if task == "story_cloze" else _GLUE[task][0]
+                result = runner.score_on(f"{row}/{task}", os.path.join(_SCORE_ON.value, folder))
+                split, values = next(iter(result["splits"].items()))
+                other.setdefault(row, {})[task] = (split, values[_METRIC[task][0]])
+
     # Figure 2 left.
     from gpt1_keras.saving import load_model_file
 
@@ -542,12 +565,12 @@ def main(argv):
                                   for s, v in raw_curves[arch][name]]
 
     write_report(_OUTPUT.value, tasks, scores, not_run, mcnemar_cells, layer_scores,
-                 raw_curves, curves, best, runner, recipe)
+                 raw_curves, curves, best, runner, recipe, other)
     print(f"Wrote {_OUTPUT.value} ({runner.trained} runs trained now, the rest reused)")
 
 
 def write_report(output, tasks, scores, not_run, mcnemar_cells, layer_scores, raw_curves,
-                 curves, best, runner, recipe):
+                 curves, best, runner, recipe, other):
     folder = os.path.dirname(os.path.abspath(output))
     os.makedirs(folder, exist_ok=True)
     stem = os.path.splitext(os.path.basename(output))[0]
@@ -580,6 +603,16 @@ def write_report(output, tasks, scores, not_run, mcnemar_cells, layer_scores, ra
                 (mcnemar_cells[row][t] for t in tasks if t != "stsb")) + " |")
     mc_table = "\n".join(mc_lines)
 
+    other_text = ""
+    if other:
+        other_lines = ["| method | " + " | ".join(tasks) + " |",
+                       "| --- |" + " ---: |" * len(tasks)]
+        for row, label in _ROWS:
+            if row in other:
+                other_lines.append(f"| {label} | " + " | ".join(
+                    f"{_cell(other[row][t][1])} ({other[row][t][0]})" for t in tasks) + " |")
+        other_text = (f"\nThe same runs scored on `--score_on={_SCORE_ON.value}` (split in "
+                      "parentheses), without retraining:\n\n" + "\n".join(other_lines) + "\n")
     left_lines = ["| task | layers | validation | training |", "| --- | ---: | ---: | ---: |"]
     for task, points in layer_scores.items():
         left_lines += [f"| {task} ({_METRIC[task][1]}) | {n} | {_cell(v)} | {_cell(t)} |"
@@ -603,10 +636,12 @@ def write_report(output, tasks, scores, not_run, mcnemar_cells, layer_scores, ra
     text = f"""# Reproducing GPT-1's Table 5 and Figure 2 at small scale
 
 Written by `bench/paper/reproduce.py` from its run artifacts (every number below is
-read from a run's `metrics.json` / `eval_metrics.json` / predictions). Validation sets
+read from a run's `metrics.json`, `eval_metrics.json` or predictions). Validation sets
 are held out of each GLUE training file (`--validation_examples` per task, seeded);
 Story Cloze's validation set is a seeded fifth held out of its reader's training
-part of the 2016 validation file (its zero-shot score: the reader's `dev` fifth). Every fine-tuning run: {recipe_text}
+part of the 2016 validation file (its zero-shot score: the reader's `dev` fifth).
+Every fine-tuning run:
+{recipe_text}
 and the paper's recipe for the rest (see the driver's docstring for where and why it
 differs).
 
@@ -620,7 +655,7 @@ McNemar's exact test on the validation predictions (examples right only in the r
 only in "full", two-sided p):
 
 {mc_table}
-
+{other_text}
 ## Figure 2 left: layers transferred
 
 ![Figure 2 left]({left_png})

@@ -63,8 +63,16 @@ class PaperDriverTest(absltest.TestCase):
         _pretrain_tiny(cls.lm, corpus)
         cls.work = os.path.join(cls.root, "work")
         cls.doc = os.path.join(cls.root, "doc", "reproduction.md")
+        # Other labelled splits to score every run on: the driver's own SST-2 split
+        # (so the cells must equal the validation scores) and Story Cloze's dev fifth.
+        cls.other = os.path.join(cls.root, "other")
+        os.makedirs(cls.other)
+        os.symlink(os.path.join(cls.work, "data", "sst2"), os.path.join(cls.other, "sst2"))
+        os.symlink(os.path.join(cls.data, "story_cloze"),
+                   os.path.join(cls.other, "story_cloze"))
         cls.args = [f"--transformer_lm={cls.lm}", f"--work_dir={cls.work}",
-                    f"--data_dir={cls.data}", f"--output={cls.doc}", *_SIZES]
+                    f"--data_dir={cls.data}", f"--output={cls.doc}",
+                    f"--score_on={cls.other}", *_SIZES]
         cls.first = _run(*cls.args)
 
     @classmethod
@@ -90,6 +98,12 @@ class PaperDriverTest(absltest.TestCase):
             self.assertEqual(cells[2], f"{100 * story:.1f}")
             self.assertEqual(cells[3], f"{100 * (sst2 + story) / 2:.1f}")
         self.assertIn("| LSTM w/ aux LM | not run: no LSTM checkpoint given", doc)
+        # --score_on: the reloaded full run on the same SST-2 dev file scores the same.
+        scored = doc[doc.index("scored on `--score_on="):]
+        line = next(l for l in scored.splitlines()
+                    if l.startswith("| transformer w/ aux LM (full) |"))
+        sst2 = self._metrics("full/sst2")["splits"]["dev"]["accuracy"]
+        self.assertEqual(line.split("|")[2].strip(), f"{100 * sst2:.1f} (dev)")
         # Figure 2 left: layers 0 (its own run) and 2 (the full run), validation and
         # training (the run scored on its training subset).
         rte0 = self._metrics("layers0/rte")["splits"]["dev"]["accuracy"]
@@ -115,10 +129,17 @@ class PaperDriverTest(absltest.TestCase):
         self.assertEqual(self.first.returncode, 0, self.first.stderr[-3000:])
         before = _metrics_files(self.work)
         self.assertGreaterEqual(len(before), 8 + 8)  # 8 fine-tunings, 2 x 4 zero-shot
+        scores = {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
+                  for d, _, files in os.walk(self.work) for f in files
+                  if d.endswith("driver_scores")}
+        # 3 rows x 2 tasks on --score_on; layers 0 and 2 of sst2 and rte on their
+        # training subsets.
+        self.assertLen(scores, 6 + 4)
         second = _run(*self.args)
         self.assertEqual(second.returncode, 0, second.stderr[-3000:])
         self.assertIn("0 runs trained now", second.stdout)
         self.assertEqual(_metrics_files(self.work), before)
+        self.assertEqual({p: os.stat(p).st_mtime_ns for p in scores}, scores)
 
     def test_bad_input_is_one_line_naming_the_file(self):
         bad = os.path.join(self.root, "bad_data")
