@@ -1,5 +1,6 @@
 """The convert binary, run as a user would, on checkpoints the test writes."""
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,34 @@ import gpt1_keras  # noqa: F401 (registers the serializable classes)
 from tests.models import hf_reference
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+# The original release's tensor order inside each block (the `model/h{i}/...` variables of
+# finetune-transformer-lm), written out here independently of the converter's own table.
+_RELEASE_BLOCK_ORDER = (
+    "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias",
+    "ln_1.weight", "ln_1.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+    "mlp.c_proj.weight", "mlp.c_proj.bias", "ln_2.weight", "ln_2.bias",
+)
+
+
+def _write_openai_release(hf_model, directory):
+    """Writes `hf_model`'s weights as the original release: `params_shapes.json` plus
+    the flattened tensors (positions first, then tokens, Conv1D weights `[1, in, out]`)
+    split in `params_0.npy` .. `params_9.npy`."""
+    state = {k[len("transformer."):]: v for k, v in
+             hf_reference.hf_state_dict_numpy(hf_model).items()
+             if k.startswith("transformer.")}
+    params = [state["positions_embed.weight"], state["tokens_embed.weight"]]
+    for i in range(hf_model.config.n_layer):
+        for name in _RELEASE_BLOCK_ORDER:
+            value = state[f"h.{i}.{name}"]
+            params.append(value[None] if value.ndim == 2 else value)
+    with open(os.path.join(directory, "params_shapes.json"), "w") as f:
+        json.dump([list(p.shape) for p in params], f)
+    flat = np.concatenate([p.reshape(-1) for p in params])
+    for i, shard in enumerate(np.array_split(flat, 10)):
+        np.save(os.path.join(directory, f"params_{i}.npy"), shard)
 
 
 def _run_convert(*args):
@@ -36,6 +65,27 @@ class ConvertBinaryTest(absltest.TestCase):
         vocab = hf_reference.SMALL_CONFIG["vocab_size"]
         self.assertEqual(lm.backbone.vocabulary_size, vocab + 3)
         ids = np.random.default_rng(0).integers(0, vocab, (2, 10)).astype("int32")
+        got = keras.ops.convert_to_numpy(
+            lm({"token_ids": ids, "padding_mask": np.ones_like(ids)})
+        )[..., :vocab]
+        np.testing.assert_allclose(got, hf_reference.hf_logits(hf_model, ids), atol=1e-4)
+
+    def test_openai_release_to_keras_file(self):
+        # The shapes of the gpt1_tiny preset, which names the architecture (the release
+        # has no config file); a small vocabulary keeps the checkpoint small.
+        vocab = 300
+        hf_model = hf_reference.make_hf_lm(
+            vocab_size=vocab, n_positions=64, n_embd=32, n_layer=2, n_head=2)
+        source = self.create_tempdir().full_path
+        _write_openai_release(hf_model, source)
+        output = os.path.join(self.create_tempdir().full_path, "lm.keras")
+        result = _run_convert("--source_format=openai", f"--input={source}",
+                              "--preset=gpt1_tiny", f"--output={output}")
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+
+        lm = keras.saving.load_model(output)
+        self.assertEqual(lm.backbone.vocabulary_size, vocab + 3)
+        ids = np.random.default_rng(1).integers(0, vocab, (2, 12)).astype("int32")
         got = keras.ops.convert_to_numpy(
             lm({"token_ids": ids, "padding_mask": np.ones_like(ids)})
         )[..., :vocab]
