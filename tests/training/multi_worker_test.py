@@ -12,17 +12,34 @@ from absl.testing import absltest
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _reserve_port():
+    """A bound (not listening) SO_REUSEADDR socket on a free port, to hold while the
+    workers run.
+
+    Picking a port by binding and closing races with every other process on the machine
+    (the kernel may hand the port out again before the worker binds it). Held open, the
+    port is never handed out by the kernel to anyone else (`bind(("", 0))` and outgoing
+    connections skip bound ports), yet TF's gRPC server still binds and listens on it:
+    gRPC sets SO_REUSEADDR on its own sockets, and Linux lets two SO_REUSEADDR sockets
+    share a port while neither listens. (Measured: without SO_REUSEADDR on the held
+    socket, `tf.distribute.Server` fails with "Could not start gRPC server ... Address
+    already in use"; with it, the server starts and accepts connections.) The held socket
+    is not inherited by the workers (`subprocess` closes other descriptors).
+    """
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
 
 
 class MultiWorkerTest(absltest.TestCase):
     def test_two_workers_end_with_identical_weights(self):
         tmp = self.create_tempdir().full_path
         model_dir = os.path.join(tmp, "run")
-        workers = [f"127.0.0.1:{_free_port()}" for _ in range(2)]
+        held = [_reserve_port() for _ in range(2)]
+        for s in held:
+            self.addCleanup(s.close)
+        workers = [f"127.0.0.1:{s.getsockname()[1]}" for s in held]
         procs, outputs = [], []
         for index in range(2):
             env = dict(os.environ, PYTHONPATH=_REPO_ROOT, KERAS_BACKEND="tensorflow",
