@@ -1,24 +1,31 @@
-"""A small stand-in for TF Serving's Predict API, for tests (no gpt1_keras import).
+"""An EMULATION of TF Serving's Predict API, for tests (no gpt1_keras import).
 
 `tensorflow_model_server` cannot be installed here (no PyPI/npm/Debian package), so
-the tests serve a SavedModel loaded with `tf.saved_model.load` through:
+the tests serve a SavedModel loaded with `tf.saved_model.load` through this stand-in.
+Two parts, kept apart on purpose:
 
-- TF Serving's REST JSON conversions as its REST API documents them: row format
-  `{"instances": [...]}` (one value per example, or one object of named inputs per
-  example, all stacked along a new 0-th dimension) and columnar format
-  `{"inputs": ...}`; `{"b64": ...}` for binary strings; responses
-  `{"predictions": [...]}` (one object per example, or one value when the signature
-  has one output) or `{"outputs": ...}`;
-- the gRPC `PredictionService` of `tensorflow-serving-api`, with TF Serving's input
-  checks (every signature input present, no other, dtypes equal);
-- a local HTTP server (`POST /v1/models/<name>[/versions/<v>]:predict`) and a local
-  gRPC server, so that clients send real requests over sockets.
+- What a real TF Serving runs, and what the tests assert: the SavedModel's own
+  signatures. Once a request is turned into tensors they go to the loaded signature
+  unchanged (whatever dtype and shape the request carried), so a malformed input is
+  refused by the model itself, e.g. with its `InvalidArgumentError` "... was expected
+  to be a string tensor but is a int32 tensor" or "Shape of tensor text [2,1] is not
+  compatible with expected shape [?]", and the model's other errors (such as the
+  tokenizer's invalid-UTF-8 assertion) pass through as they are.
+- What is emulated, written here after TF Serving's documentation, NOT TF Serving's
+  code: the REST JSON conversions (row format `{"instances": [...]}`, one value per
+  example or one object of named inputs per example, stacked along a new 0-th
+  dimension; columnar format `{"inputs": ...}`; `{"b64": ...}` for binary strings;
+  responses `{"predictions": [...]}` or `{"outputs": ...}`), the gRPC
+  `PredictionService` of `tensorflow-serving-api` with a check that the request names
+  every signature input and no other, the model/signature lookup, and the local HTTP
+  (`POST /v1/models/<name>[/versions/<v>]:predict`) and gRPC servers so that clients
+  send real requests over sockets. The messages of `RequestError` are this module's
+  own wording: tests may check that such a request is refused (HTTP 400 / gRPC
+  `INVALID_ARGUMENT`) and names the input at fault, not that TF Serving words it so.
 
 Errors come back as TF Serving's do: HTTP 400 `{"error": message}` or gRPC
-`INVALID_ARGUMENT` with the message; the model's own errors (such as the
-tokenizer's invalid-UTF-8 assertion) pass through.
+`INVALID_ARGUMENT` with the message.
 """
-
 import base64
 import http.server
 import json
@@ -34,7 +41,8 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 
 class RequestError(ValueError):
-    """A request TF Serving would refuse before running the model."""
+    """A request refused by the emulated request handling, before the model runs
+    (this module's wording, not TF Serving's)."""
 
 
 def signature_inputs(fn):
@@ -95,12 +103,9 @@ def json_to_tensors(body, fn):
         columns, row_format = inputs, False
     tensors = {}
     for name, spec in specs.items():
-        value = _decode_value(columns[name], spec.dtype)
-        if value.ndim != spec.shape.rank:
-            raise RequestError(
-                f"input '{name}' has rank {value.ndim}; the signature wants "
-                f"{spec.shape.rank} ({spec.shape})")
-        tensors[name] = tf.constant(value, dtype=spec.dtype)
+        # Any shape goes to the model: its signature checks the shape itself.
+        tensors[name] = tf.constant(_decode_value(columns[name], spec.dtype),
+                                    dtype=spec.dtype)
     return tensors, row_format
 
 
@@ -129,7 +134,10 @@ def tensors_to_json(outputs, row_format):
 # === gRPC PredictRequest ===
 
 def request_to_tensors(request, fn):
-    """A `PredictRequest` -> `{name: tf.Tensor}`, with TF Serving's input checks."""
+    """A `PredictRequest` -> `{name: tf.Tensor}` of the request's own dtypes and shapes.
+
+    Only the set of input names is checked here (emulated); dtypes and shapes are the
+    loaded signature's to check when it is called."""
     specs = signature_inputs(fn)
     missing, extra = set(specs) - set(request.inputs), set(request.inputs) - set(specs)
     if missing or extra:
@@ -138,15 +146,7 @@ def request_to_tensors(request, fn):
             f"len({{{', '.join(sorted(request.inputs))}}}) != "
             f"len({{{', '.join(sorted(specs))}}}). Missing: {sorted(missing)}; "
             f"not in the signature: {sorted(extra)}")
-    tensors = {}
-    for i, (name, spec) in enumerate(sorted(specs.items())):
-        proto = request.inputs[name]
-        if proto.dtype != spec.dtype.as_datatype_enum:
-            raise RequestError(
-                f"Expects arg[{i}] ('{name}') to be {spec.dtype.name} but "
-                f"{tf.dtypes.as_dtype(proto.dtype).name} is provided")
-        tensors[name] = tf.constant(tf.make_ndarray(proto), dtype=spec.dtype)
-    return tensors
+    return {name: tf.constant(tf.make_ndarray(request.inputs[name])) for name in specs}
 
 
 def outputs_to_response(outputs, request):

@@ -2,9 +2,12 @@
 
 `tensorflow_model_server` is not installable here, so a fresh process without
 gpt1_keras loads the SavedModels and serves them over localhost with
-`serving_emulator` (TF Serving's documented JSON conversions, and the
-`tensorflow-serving-api` gRPC PredictionService). Every request's answer must equal
-a direct call of the loaded signature with the tensors the request stands for.
+`serving_emulator` (an emulation of TF Serving's documented JSON conversions and of
+the `tensorflow-serving-api` gRPC PredictionService). Every request's answer must equal
+a direct call of the loaded signature with the tensors the request stands for, and a
+malformed input's error must be the one the loaded signature itself raises for those
+tensors (the part a real TF Serving runs); of the emulator's own request checks the
+tests assert only that a request is refused and names the input at fault.
 """
 
 import base64
@@ -60,6 +63,13 @@ result["rest"] = {name: post(model, body, version)
                   for name, (model, body, version) in payload["rest"].items()}
 result["direct"] = {name: call(models.signature(model, signature), inputs)
                     for name, (model, signature, inputs) in payload["direct"].items()}
+result["direct_errors"] = {}
+for name, (model, signature, inputs) in payload["direct_errors"].items():
+    try:
+        call(models.signature(model, signature), inputs)
+        result["direct_errors"][name] = None
+    except Exception as e:  # noqa: BLE001  (the test records the type and message)
+        result["direct_errors"][name] = [type(e).__name__, getattr(e, "message", str(e))]
 
 stub = prediction_service_pb2_grpc.PredictionServiceStub(
     grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
@@ -127,6 +137,8 @@ class ServingRequestsTest(absltest.TestCase):
                 "missing_input": ("rte", {"instances": [{"text": "a"}]}, ""),
                 "invalid_utf8": ("rte", {"inputs": {"text": [_b64(b"\xff")],
                                                     "text_b": ["b"]}}, ""),
+                "matrix_text": ("rte", {"inputs": {"text": [["a"], ["b"]],
+                                                   "text_b": ["c", "d"]}}, ""),
                 "unknown_signature": ("lm", {"signature_name": "sample",
                                              "instances": ["a"]}, ""),
             },
@@ -140,11 +152,22 @@ class ServingRequestsTest(absltest.TestCase):
                     "top_k": lib.encode([0], "int32"), "top_p": lib.encode([1.0], "float32"),
                     "seed": lib.encode([0], "int64")}),
             },
+            # The tensors the malformed requests stand for, given to the signature.
+            "direct_errors": {
+                "invalid_utf8": ("rte", "serving_default", {
+                    "text": lib.encode([b"\xff"]), "text_b": lib.encode(["b"])}),
+                "matrix_text": ("rte", "serving_default", {
+                    "text": lib.encode([["a"], ["b"]]), "text_b": lib.encode(["c", "d"])}),
+                "wrong_dtype": ("rte", "serving_default", {
+                    "text": lib.encode([1], "int32"), "text_b": lib.encode(["b"])}),
+            },
             "grpc": {
                 "rte": ("rte", "serving_default", pair),
                 "lm_generate": ("lm", "generate", generate),
                 "wrong_dtype": ("rte", "serving_default", {
                     "text": lib.encode([1], "int32"), "text_b": lib.encode(["b"])}),
+                "matrix_text": ("rte", "serving_default", {
+                    "text": lib.encode([["a"], ["b"]]), "text_b": lib.encode(["c", "d"])}),
                 "missing_input": ("rte", "", {"text": lib.encode(["a"])}),
             },
         }
@@ -190,11 +213,28 @@ class ServingRequestsTest(absltest.TestCase):
                          self.direct["lm_generate_shared"]["token_ids"].tolist())
         self.assertEqual(np.asarray(shared["token_ids"]).shape, (2, 2))
 
+    def model_error(self, name, *messages):
+        """The loaded signature's own error for case `name`, which must name `messages`."""
+        error = self.served["direct_errors"][name]
+        self.assertIsNotNone(error, f"the signature answered the malformed {name}")
+        kind, message = error
+        self.assertEqual(kind, "InvalidArgumentError", message)
+        for expected in messages:
+            self.assertIn(expected, message)
+        return message
+
     def test_rest_errors(self):
-        self.assertIn("must be an object with the inputs ['text', 'text_b']; got ['text']",
-                      self.rest("missing_input", 400)["error"])
-        self.assertIn("input is not valid UTF-8", self.rest("invalid_utf8", 400)["error"])
-        self.assertIn('"sample" not found', self.rest("unknown_signature", 400)["error"])
+        # Refused by the model: the reply carries the signature's own error.
+        self.assertEqual(
+            self.rest("invalid_utf8", 400)["error"],
+            self.model_error("invalid_utf8", "GPT1Tokenizer: input is not valid UTF-8"))
+        self.assertEqual(
+            self.rest("matrix_text", 400)["error"],
+            self.model_error("matrix_text", "Shape of tensor text [2,1] is not compatible "
+                                            "with expected shape [?]"))
+        # The emulator's own request checks (its wording): refused, naming what is wrong.
+        self.assertIn("text_b", self.rest("missing_input", 400)["error"])
+        self.assertIn('"sample"', self.rest("unknown_signature", 400)["error"])
 
     def test_grpc_predict_requests(self):
         got = {k: lib.decode(v) for k, v in self.served["grpc"]["rte"].items()}
@@ -203,13 +243,19 @@ class ServingRequestsTest(absltest.TestCase):
         got = {k: lib.decode(v) for k, v in self.served["grpc"]["lm_generate"].items()}
         for key, value in self.direct["lm_generate"].items():
             np.testing.assert_array_equal(got[key], value)
-        code, details = self.served["grpc"]["wrong_dtype"]["error"]
-        self.assertEqual(code, "INVALID_ARGUMENT")
-        self.assertIn("Expects arg[0] ('text') to be string but int32 is provided", details)
+        # Refused by the model: INVALID_ARGUMENT with the signature's own error.
+        for name, message in (
+                ("wrong_dtype", "was expected to be a string tensor but is a int32 tensor"),
+                ("matrix_text", "Shape of tensor text [2,1] is not compatible with "
+                                "expected shape [?]")):
+            with self.subTest(name):
+                code, details = self.served["grpc"][name]["error"]
+                self.assertEqual(code, "INVALID_ARGUMENT")
+                self.assertEqual(details, self.model_error(name, message))
+        # The emulator's own check that the request names every input (its wording).
         code, details = self.served["grpc"]["missing_input"]["error"]
         self.assertEqual(code, "INVALID_ARGUMENT")
-        self.assertIn("input size does not match signature: 1!=2", details)
-
+        self.assertIn("'text_b'", details)
 
 if __name__ == "__main__":
     absltest.main()
