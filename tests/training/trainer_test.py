@@ -1,6 +1,8 @@
 """The model.fit trainer on every backend: fit, checkpoints, resume, NaN stop."""
 
+import functools
 import os
+import unittest
 
 import keras
 import numpy as np
@@ -29,9 +31,20 @@ def _dataset_fn(input_context):
     return ds.batch(batch, drop_remainder=True)
 
 
-def _build_model():
+def _build_model(dropout=0.1):
     keras.utils.set_random_seed(0)
-    return GPT1CausalLM.from_preset("gpt1_tiny", num_layers=1, max_sequence_length=_T)
+    return GPT1CausalLM.from_preset("gpt1_tiny", num_layers=1, max_sequence_length=_T,
+                                    dropout=dropout)
+
+
+# Keras' torch backend draws an unseeded Dropout's mask from torch's global generator
+# (`keras/src/backend/torch/random.py`, `dropout`: the layer's SeedGenerator is used only
+# when it was given a seed), whose state no checkpoint holds: a resumed torch run draws
+# other masks than the uninterrupted one. Expected to fail on torch until the trainer
+# restores (or reseeds per step) that generator; the run without dropout shows the rest
+# (data position, optimizer state, schedule) resumes bitwise on torch too.
+_expected_failure_on_torch = (
+    unittest.expectedFailure if keras.backend.backend() == "torch" else lambda f: f)
 
 
 def _config(model_dir, **overrides):
@@ -57,6 +70,22 @@ class PoisonAt(keras.callbacks.Callback):
             weight.assign(ops.full(weight.shape, float("nan")))
 
 
+class CrashAt(keras.callbacks.Callback):
+    """Raises before the update that would make `iterations == step` (a crash)."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if int(ops.convert_to_numpy(self.model.optimizer.iterations)) == self.step - 1:
+            raise RuntimeError(f"crash before step {self.step}")
+
+
+def _weights(model):
+    return [ops.convert_to_numpy(v) for v in model.trainable_variables]
+
+
 class TrainerTest(absltest.TestCase):
     def test_fit_checkpoints_and_resumes(self):
         model_dir = self.create_tempdir().full_path
@@ -79,6 +108,30 @@ class TrainerTest(absltest.TestCase):
                      val_dataset_fn=_dataset_fn)
         self.assertEqual((more.initial_step, more.final_step), (6, 8))
         self.assertEqual([e["step"] for e in more.history], [3, 6, 8])
+
+    def _assert_resumed_run_equals_an_uninterrupted_one(self, dropout):
+        # Same config (so the same schedule) for both; one run crashes before step 5 and
+        # is restarted from its step-4 checkpoint: the data position, the optimizer
+        # state and (with dropout) the dropout masks must all resume.
+        build = functools.partial(_build_model, dropout=dropout)
+        straight = train(build, _dataset_fn, _config(self.create_tempdir().full_path))
+        model_dir = self.create_tempdir().full_path
+        with self.assertRaisesRegex(RuntimeError, "crash before step 5"):
+            train(build, _dataset_fn, _config(model_dir), callbacks=[CrashAt(5)])
+        resumed = train(build, _dataset_fn, _config(model_dir))
+        self.assertEqual((resumed.initial_step, resumed.final_step), (4, 6))
+        initial = _weights(build())
+        self.assertGreater(max(float(np.abs(a - b).max())
+                               for a, b in zip(_weights(straight.model), initial)), 1e-3)
+        for a, b in zip(_weights(straight.model), _weights(resumed.model)):
+            np.testing.assert_array_equal(b, a)
+
+    def test_resumed_run_equals_an_uninterrupted_one_without_dropout(self):
+        self._assert_resumed_run_equals_an_uninterrupted_one(dropout=0.0)
+
+    @_expected_failure_on_torch
+    def test_resumed_run_equals_an_uninterrupted_one_with_dropout(self):
+        self._assert_resumed_run_equals_an_uninterrupted_one(dropout=0.1)
 
     def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(self):
         model_dir = self.create_tempdir().full_path
