@@ -14,6 +14,8 @@ import os
 
 import tensorflow as tf
 
+from gpt1_keras.errors import ConfigError
+
 TF_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -32,20 +34,35 @@ def read_tf_config():
     """Parses and checks `TF_CONFIG`; errors name the variable and the problem."""
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        raise ValueError(
+        raise ConfigError(
             "--strategy=multi_worker needs the TF_CONFIG environment variable, e.g. "
             '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
             '"task": {"type": "worker", "index": 0}}'
         )
     try:
         config = json.loads(raw)
-        workers = config["cluster"]["worker"]
+    except ValueError as e:
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({e}). Received: TF_CONFIG={raw}") from None
+    try:
+        cluster = config["cluster"]
+        workers = cluster["worker"]
         task = config["task"]
-        task["type"], int(task["index"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"TF_CONFIG is malformed ({e!r}). Received: TF_CONFIG={raw}") from e
-    if not workers:
-        raise ValueError(f"TF_CONFIG lists no workers. Received: TF_CONFIG={raw}")
+        task_type, index = task["type"], task["index"]
+    except (KeyError, TypeError) as e:
+        raise ConfigError(
+            f"TF_CONFIG lacks {e} (it needs cluster.worker, task.type and task.index). "
+            f"Received: TF_CONFIG={raw}") from None
+    if not isinstance(workers, list) or not workers:
+        raise ConfigError(f"TF_CONFIG lists no workers (cluster.worker must be a non-empty "
+                          f"list of host:port). Received: TF_CONFIG={raw}")
+    tasks = cluster.get(task_type)
+    if not isinstance(tasks, list):
+        raise ConfigError(f"TF_CONFIG task.type={task_type!r} is not a job of the cluster "
+                          f"{sorted(cluster)}. Received: TF_CONFIG={raw}")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(tasks):
+        raise ConfigError(
+            f"TF_CONFIG task.index={index!r} is out of range: cluster.{task_type} has "
+            f"{len(tasks)} task(s), so it must be 0..{len(tasks) - 1}. Received: TF_CONFIG={raw}")
     return config
 
 
@@ -60,12 +77,13 @@ def make_strategy(name="default", tpu_address=None):
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         if not tpu_address:
-            raise ValueError("--strategy=tpu needs --tpu (a TPU name, grpc:// address or 'local').")
+            raise ConfigError(
+                "--strategy=tpu needs --tpu (a TPU name, grpc:// address or 'local').")
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(
+    raise ConfigError(
         f"Unknown strategy; expected one of {TF_STRATEGIES}. Received: strategy={name!r}"
     )
 
