@@ -42,7 +42,8 @@ def read_tf_config():
     try:
         config = json.loads(raw)
     except ValueError as e:
-        raise ConfigError(f"TF_CONFIG is not valid JSON ({e}). Received: TF_CONFIG={raw}") from None
+        raise ConfigError(
+            f"TF_CONFIG is not valid JSON ({e}). Received: TF_CONFIG={raw}") from None
     try:
         cluster = config["cluster"]
         workers = cluster["worker"]
