@@ -54,7 +54,7 @@ def tokens_per_second(ds, steps, warmup, trials):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=lm_dataset.default_corpus_path())
-    parser.add_argument("--context_length", type=int, default=512)
+    parser.add_argument("--sequence_length", type=int, default=512)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
@@ -64,12 +64,12 @@ def main():
     parser.add_argument("--errors", default="strict")
     parser.add_argument("--only", choices=["text", "fast", "shards"])
     args = parser.parse_args()
-    common = dict(context_length=args.context_length,
+    common = dict(sequence_length=args.sequence_length,
                   batch_size=args.batch_size, seed=0, repeat=True)
     print(f"TF {tf.__version__}, {os.cpu_count()} CPUs visible, "
           f"affinity {len(os.sched_getaffinity(0))} cores; corpus "
           f"{args.corpus} ({os.path.getsize(args.corpus)} bytes); "
-          f"T={args.context_length} B={args.batch_size}")
+          f"T={args.sequence_length} B={args.batch_size}")
     results = {}
     tokenizer = GPT1Tokenizer()
 

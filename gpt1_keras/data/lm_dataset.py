@@ -13,8 +13,8 @@ tokenizer's `newline_token_id`, i.e. what the original GPT-1 encoder emits for
 encoder, which collapses runs of newlines into one `\\n` token. Since every
 file ends with a separator, documents (files) are separated by it too.
 
-The stream is cut into windows of `context_length + 1` tokens at stride
-`context_length`: consecutive windows share one token, so every token after the
+The stream is cut into windows of `sequence_length + 1` tokens at stride
+`sequence_length`: consecutive windows share one token, so every token after the
 first is a target exactly once. A window `w` gives `x = w[:-1]`, `y = w[1:]`.
 A line longer than the context simply spans several windows.
 
@@ -107,7 +107,7 @@ def resolve_files(file_patterns):
 def make_lm_dataset(
     file_patterns,
     tokenizer,
-    context_length=512,
+    sequence_length=512,
     batch_size=64,
     separator_id=None,
     shuffle=True,
@@ -123,7 +123,7 @@ def make_lm_dataset(
 
     Pipeline: files -> lines -> batches of `lines_per_chunk` lines tokenized at
     once (in parallel) -> one token stream with `separator_id` after every
-    non-blank line -> contiguous windows of `context_length + 1` tokens ->
+    non-blank line -> contiguous windows of `sequence_length + 1` tokens ->
     shuffle windows -> batch -> `(x, y, sample_weight)` -> prefetch. See the
     module docstring for the exact stream layout.
 
@@ -133,7 +133,7 @@ def make_lm_dataset(
             tensor `[N]` it returns an int `tf.RaggedTensor` `[N, None]`; it
             must have `pad_token_id` and, unless `separator_id` is given,
             `newline_token_id`.
-        context_length: `T`, the number of positions per example.
+        sequence_length: `T`, the number of positions per example.
         batch_size: the global batch size. With `input_context`, each replica
             gets `input_context.get_per_replica_batch_size(batch_size)`.
         separator_id: the token appended after each non-blank line (and hence
@@ -174,11 +174,11 @@ def make_lm_dataset(
 
     Example:
     >>> tokenizer = GPT1Tokenizer()
-    >>> ds = make_lm_dataset("corpus/*.txt", tokenizer, context_length=512,
+    >>> ds = make_lm_dataset("corpus/*.txt", tokenizer, sequence_length=512,
     ...                      batch_size=64, seed=1, repeat=True)
     >>> model.fit(ds, steps_per_epoch=1000)
     """
-    _check_positive(context_length=context_length, batch_size=batch_size,
+    _check_positive(sequence_length=sequence_length, batch_size=batch_size,
                     lines_per_chunk=lines_per_chunk,
                     shuffle_buffer_size=shuffle_buffer_size)
     if errors not in _ERRORS:
@@ -202,7 +202,7 @@ def make_lm_dataset(
     return _lm_dataset_from_chunks(
         chunks,
         description=_describe(files, "corpus", input_context),
-        context_length=context_length,
+        sequence_length=sequence_length,
         batch_size=batch_size,
         pad_token_id=pad_token_id,
         shuffle=shuffle,
@@ -317,7 +317,7 @@ def write_token_shards(
 
 def make_lm_dataset_from_shards(
     file_patterns,
-    context_length=512,
+    sequence_length=512,
     batch_size=64,
     pad_token_id=None,
     shuffle=True,
@@ -337,7 +337,7 @@ def make_lm_dataset_from_shards(
 
     Args:
         file_patterns: shard paths or globs (e.g. `"dir/*.tfrecord"`).
-        context_length: `T`, the number of positions per example.
+        sequence_length: `T`, the number of positions per example.
         batch_size: the global batch size (see `make_lm_dataset`).
         pad_token_id: the id that pads the last partial window. Defaults to
             the one in the shards' `metadata.json`, else 0.
@@ -363,7 +363,7 @@ def make_lm_dataset_from_shards(
     >>> ds = make_lm_dataset_from_shards("/data/shards/*.tfrecord",
     ...                                  batch_size=64, seed=1, repeat=True)
     """
-    _check_positive(context_length=context_length, batch_size=batch_size,
+    _check_positive(sequence_length=sequence_length, batch_size=batch_size,
                     shuffle_buffer_size=shuffle_buffer_size)
     files = resolve_files(file_patterns)
     if pad_token_id is None:
@@ -392,7 +392,7 @@ def make_lm_dataset_from_shards(
     return _lm_dataset_from_chunks(
         chunks,
         description=_describe(files, "shards", input_context),
-        context_length=context_length,
+        sequence_length=sequence_length,
         batch_size=batch_size,
         pad_token_id=pad_token_id,
         shuffle=shuffle,
@@ -451,7 +451,7 @@ def make_token_stream(
 def _lm_dataset_from_chunks(
     chunks,
     description,
-    context_length,
+    sequence_length,
     batch_size,
     pad_token_id,
     shuffle,
@@ -476,7 +476,7 @@ def _lm_dataset_from_chunks(
         epoch = epoch.repeat()
     windows = epoch.scan(
         _initial_window_state(),
-        _make_window_fn(context_length, pad_token_id,
+        _make_window_fn(sequence_length, pad_token_id,
                         flush=not repeat, description=description),
     ).unbatch()
     if shard_windows:
@@ -491,18 +491,18 @@ def _lm_dataset_from_chunks(
     @tf.autograph.experimental.do_not_convert
     def to_features(x, y, num_targets):
         # (B,) -> (B, T): positions holding a real token and target.
-        mask = tf.range(context_length)[None, :] < num_targets[:, None]
+        mask = tf.range(sequence_length)[None, :] < num_targets[:, None]
         features = {"token_ids": x, "padding_mask": mask}
         return features, y, tf.cast(mask, tf.float32)
 
     ds = windows.batch(batch_size, drop_remainder=drop_remainder)
     if drop_remainder and not repeat:
-        ds = _fail_if_empty(ds, description, batch_size, context_length)
+        ds = _fail_if_empty(ds, description, batch_size, sequence_length)
     ds = ds.map(to_features, num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.prefetch(AUTOTUNE)
 
 
-def _fail_if_empty(batches, description, batch_size, context_length):
+def _fail_if_empty(batches, description, batch_size, sequence_length):
     """`batches`, raising at its end if it had none (a text smaller than one batch,
     which `drop_remainder=True` would otherwise turn into an empty dataset)."""
     dummy = tf.nest.map_structure(
@@ -523,8 +523,8 @@ def _fail_if_empty(batches, description, batch_size, context_length):
     marked = batches.map(mark).concatenate(tf.data.Dataset.from_tensors((dummy, True)))
     message = (
         f"{description} holds fewer than one batch of {batch_size} windows of "
-        f"{context_length} tokens, so drop_remainder=True leaves no batch; use more "
-        "text, a smaller batch_size or context_length, or drop_remainder=False."
+        f"{sequence_length} tokens, so drop_remainder=True leaves no batch; use more "
+        "text, a smaller batch_size or sequence_length, or drop_remainder=False."
     )
 
     @tf.autograph.experimental.do_not_convert
@@ -544,9 +544,9 @@ def _initial_window_state():
     return (tf.zeros([0], tf.int32), tf.constant(0, tf.int64))
 
 
-def _make_window_fn(context_length, pad_token_id, flush, description):
+def _make_window_fn(sequence_length, pad_token_id, flush, description):
     """The `scan` step cutting a chunked stream into overlapping windows."""
-    T = context_length
+    T = sequence_length
 
     @tf.autograph.experimental.do_not_convert
     def step(state, element):

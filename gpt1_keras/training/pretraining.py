@@ -524,7 +524,7 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
         def fn(input_context):
             return make_lm_dataset(
                 list(files), tokenizer,
-                context_length=config.sequence_length,
+                sequence_length=config.sequence_length,
                 batch_size=config.batch_size,
                 shuffle=train, seed=config.seed, repeat=train,
                 drop_remainder=True, input_context=input_context,

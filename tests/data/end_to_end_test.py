@@ -38,7 +38,7 @@ class EndToEndTest(tf.test.TestCase):
         T = 32
         ds = lm_dataset.make_lm_dataset(
             lm_dataset.default_corpus_path(), self.tokenizer,
-            context_length=T, batch_size=4, shuffle=False,
+            sequence_length=T, batch_size=4, shuffle=False,
             lines_per_chunk=64)
         x, y, w = next(iter(ds))
         stream = self.expected_stream(self.lines)
@@ -59,7 +59,7 @@ class EndToEndTest(tf.test.TestCase):
         out = os.path.join(directory, "shards")
         lm_dataset.write_token_shards(
             path, self.tokenizer, out, num_shards=2, tokens_per_record=100)
-        kwargs = dict(context_length=16, batch_size=2, shuffle=False,
+        kwargs = dict(sequence_length=16, batch_size=2, shuffle=False,
                       drop_remainder=False)
         text = list(lm_dataset.make_lm_dataset(
             path, self.tokenizer, **kwargs).as_numpy_iterator())

@@ -20,7 +20,7 @@ class LMDatasetJaxTest(absltest.TestCase):
             f.write("\n".join(" ".join(map(str, range(i, i + 4)))
                               for i in range(1, 400, 4)))
         ds = lm_dataset.make_lm_dataset(
-            path, FakeTokenizer(), context_length=8, batch_size=4, seed=0)
+            path, FakeTokenizer(), sequence_length=8, batch_size=4, seed=0)
 
         x, y, w = next(ds.as_numpy_iterator())
         self.assertIsInstance(x["token_ids"], np.ndarray)

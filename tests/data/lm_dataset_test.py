@@ -54,7 +54,7 @@ class LMDatasetTest(tf.test.TestCase):
         path = self.write("a.txt", lines)
         T = 8
         ds = lm_dataset.make_lm_dataset(
-            path, FakeTokenizer(), context_length=T, batch_size=3,
+            path, FakeTokenizer(), sequence_length=T, batch_size=3,
             shuffle=False, drop_remainder=False, lines_per_chunk=4,
         )
         x, mask, y, weight = collect(ds)
@@ -81,7 +81,7 @@ class LMDatasetTest(tf.test.TestCase):
     def test_element_spec(self):
         path = self.write("a.txt", numbered_lines(1, 100))
         ds = lm_dataset.make_lm_dataset(
-            path, FakeTokenizer(), context_length=8, batch_size=4)
+            path, FakeTokenizer(), sequence_length=8, batch_size=4)
         x, y, w = ds.element_spec
         self.assertEqual(x["token_ids"], tf.TensorSpec([4, 8], tf.int32))
         self.assertEqual(x["padding_mask"], tf.TensorSpec([4, 8], tf.bool))
@@ -94,7 +94,7 @@ class LMDatasetTest(tf.test.TestCase):
         self.write("a.txt", ["1 2", "3"], directory)
         ds = lm_dataset.make_lm_dataset(
             os.path.join(directory, "*.txt"), FakeTokenizer(),
-            context_length=8, batch_size=1, shuffle=False,
+            sequence_length=8, batch_size=1, shuffle=False,
         )
         x, mask, y, _ = collect(ds)
         self.assertAllEqual(x, [[1, 2, SEP, 3, SEP, 7, 8, 9]])
@@ -104,7 +104,7 @@ class LMDatasetTest(tf.test.TestCase):
     def test_custom_separator(self):
         path = self.write("a.txt", ["1 2", "3"])
         ds = lm_dataset.make_lm_dataset(
-            path, FakeTokenizer(), context_length=4, batch_size=1,
+            path, FakeTokenizer(), sequence_length=4, batch_size=1,
             shuffle=False, separator_id=55,
         )
         x, _, y, _ = collect(ds)
@@ -116,7 +116,7 @@ class LMDatasetTest(tf.test.TestCase):
         with open(path, "wb") as f:
             f.write(b"1 2\r\n\r\n3\r\n4")  # no final newline either
         ds = lm_dataset.make_lm_dataset(
-            path, FakeTokenizer(), context_length=5, batch_size=1,
+            path, FakeTokenizer(), sequence_length=5, batch_size=1,
             shuffle=False)
         x, mask, y, _ = collect(ds)
         self.assertAllEqual(x[0], [1, 2, SEP, 3, SEP])
@@ -130,7 +130,7 @@ class LMDatasetTest(tf.test.TestCase):
         context = tf.distribute.InputContext(2, 1, 2)
         ds = lm_dataset.make_lm_dataset(
             os.path.join(directory, "*.txt"), FakeTokenizer(),
-            context_length=2, batch_size=2, input_context=context)
+            sequence_length=2, batch_size=2, input_context=context)
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
                                     "b.txt.*input pipeline 1 of 2"):
             next(iter(ds))
@@ -138,7 +138,7 @@ class LMDatasetTest(tf.test.TestCase):
     def test_line_longer_than_context_spans_windows(self):
         path = self.write("a.txt", [" ".join(map(str, range(1, 40)))])
         ds = lm_dataset.make_lm_dataset(
-            path, FakeTokenizer(), context_length=8, batch_size=1,
+            path, FakeTokenizer(), sequence_length=8, batch_size=1,
             shuffle=False,
         )
         x, mask, y, _ = collect(ds)
@@ -150,7 +150,7 @@ class LMDatasetTest(tf.test.TestCase):
 
         def windows(seed, shuffle=True):
             ds = lm_dataset.make_lm_dataset(
-                path, FakeTokenizer(), context_length=8, batch_size=4,
+                path, FakeTokenizer(), sequence_length=8, batch_size=4,
                 shuffle=shuffle, seed=seed, shuffle_buffer_size=1000,
             )
             return collect(ds)[0]
@@ -169,7 +169,7 @@ class LMDatasetTest(tf.test.TestCase):
         path = self.write("a.txt", numbered_lines(1, 200))
         T, B = 8, 4
         ds = lm_dataset.make_lm_dataset(
-            path, FakeTokenizer(), context_length=T, batch_size=B, seed=3,
+            path, FakeTokenizer(), sequence_length=T, batch_size=B, seed=3,
             repeat=True, shuffle_buffer_size=4,
         )
         per_epoch = (len(expected_stream(numbered_lines(1, 200))) - 1) // T
@@ -193,7 +193,7 @@ class LMDatasetTest(tf.test.TestCase):
     def check_sharding(self, pattern, expected_files_sharded):
         tokenizer = FakeTokenizer()
         everything = collect(lm_dataset.make_lm_dataset(
-            pattern, tokenizer, context_length=8, batch_size=1,
+            pattern, tokenizer, sequence_length=8, batch_size=1,
             shuffle=False, drop_remainder=False))[0]
         shards = []
         for pipeline in range(2):
@@ -201,7 +201,7 @@ class LMDatasetTest(tf.test.TestCase):
                 num_input_pipelines=2, input_pipeline_id=pipeline,
                 num_replicas_in_sync=4)
             ds = lm_dataset.make_lm_dataset(
-                pattern, tokenizer, context_length=8, batch_size=8, seed=5,
+                pattern, tokenizer, sequence_length=8, batch_size=8, seed=5,
                 input_context=context, drop_remainder=False)
             # Global batch 8 over 4 replicas: 2 per replica.
             self.assertEqual(ds.element_spec[1].shape.as_list(), [None, 8])
@@ -245,7 +245,7 @@ class LMDatasetTest(tf.test.TestCase):
         path = self.write("blank.txt", ["", "  ", "\t"])
         for repeat in (False, True):
             ds = lm_dataset.make_lm_dataset(
-                path, FakeTokenizer(), context_length=4, batch_size=1,
+                path, FakeTokenizer(), sequence_length=4, batch_size=1,
                 repeat=repeat)
             with self.assertRaisesRegex(
                     tf.errors.InvalidArgumentError, "No tokens.*blank.txt"):
@@ -256,7 +256,7 @@ class LMDatasetTest(tf.test.TestCase):
         with open(path, "wb") as f:
             f.write(b"1 2\n3 4\n5 \xff\xfe 6\n7\n")
         ds = lm_dataset.make_lm_dataset(
-            path, FakeTokenizer(), context_length=4, batch_size=1,
+            path, FakeTokenizer(), sequence_length=4, batch_size=1,
             lines_per_chunk=2)
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
                                     r"(?s)Invalid UTF-8.*bad.txt.*line.*3"):
@@ -269,7 +269,7 @@ class LMDatasetTest(tf.test.TestCase):
         stream = {}
         for errors in ("replace", "ignore"):
             ds = lm_dataset.make_lm_dataset(
-                path, FakeTokenizer(), context_length=5, batch_size=1,
+                path, FakeTokenizer(), sequence_length=5, batch_size=1,
                 shuffle=False, errors=errors, drop_remainder=False)
             x, mask, _, _ = collect(ds)
             stream[errors] = x[mask].tolist()
@@ -281,14 +281,14 @@ class LMDatasetTest(tf.test.TestCase):
         # 15 tokens: 3 full windows of 4 and a padded last one.
         path = self.write("small.txt", numbered_lines(1, 12))
         ds = lm_dataset.make_lm_dataset(
-            path, FakeTokenizer(), context_length=4, batch_size=5, shuffle=False)
+            path, FakeTokenizer(), sequence_length=4, batch_size=5, shuffle=False)
         with self.assertRaisesRegex(
                 tf.errors.InvalidArgumentError,
                 r"small.txt.*fewer than one batch of 5 windows of 4 tokens"):
             collect(ds)
         # One batch fits: it comes out unchanged, and the end passes the check.
         ds = lm_dataset.make_lm_dataset(
-            path, FakeTokenizer(), context_length=4, batch_size=3, shuffle=False)
+            path, FakeTokenizer(), sequence_length=4, batch_size=3, shuffle=False)
         x, _, y, _ = collect(ds)
         self.assertEqual(x.shape, (3, 4))
         np.testing.assert_array_equal(
@@ -296,8 +296,8 @@ class LMDatasetTest(tf.test.TestCase):
 
     def test_bad_arguments(self):
         path = self.write("a.txt", ["1"])
-        with self.assertRaisesRegex(ValueError, "context_length=0"):
-            lm_dataset.make_lm_dataset(path, FakeTokenizer(), context_length=0)
+        with self.assertRaisesRegex(ValueError, "sequence_length=0"):
+            lm_dataset.make_lm_dataset(path, FakeTokenizer(), sequence_length=0)
         with self.assertRaisesRegex(ValueError, "errors='bogus'"):
             lm_dataset.make_lm_dataset(path, FakeTokenizer(), errors="bogus")
 
@@ -334,7 +334,7 @@ class LMDatasetTest(tf.test.TestCase):
         for record in tf.data.TFRecordDataset(paths):
             self.assertEqual(tf.io.parse_tensor(record, tf.int32)[-1], SEP)
 
-        kwargs = dict(context_length=16, batch_size=5, shuffle=False,
+        kwargs = dict(sequence_length=16, batch_size=5, shuffle=False,
                       drop_remainder=False)
         from_text = collect(lm_dataset.make_lm_dataset(
             pattern, FakeTokenizer(), **kwargs))
@@ -344,11 +344,11 @@ class LMDatasetTest(tf.test.TestCase):
             self.assertAllEqual(a, b)
 
         shuffled = collect(lm_dataset.make_lm_dataset_from_shards(
-            os.path.join(out, "*.tfrecord"), context_length=16,
+            os.path.join(out, "*.tfrecord"), sequence_length=16,
             batch_size=5, seed=1))[0]
         self.assertNotAllEqual(shuffled, from_text[0][:len(shuffled)])
         again = collect(lm_dataset.make_lm_dataset_from_shards(
-            os.path.join(out, "*.tfrecord"), context_length=16,
+            os.path.join(out, "*.tfrecord"), sequence_length=16,
             batch_size=5, seed=1))[0]
         self.assertAllEqual(shuffled, again)
 
@@ -361,7 +361,7 @@ class LMDatasetTest(tf.test.TestCase):
         for pipeline in range(2):
             context = tf.distribute.InputContext(2, pipeline, 2)
             ds = lm_dataset.make_lm_dataset_from_shards(
-                os.path.join(out, "*.tfrecord"), context_length=8,
+                os.path.join(out, "*.tfrecord"), sequence_length=8,
                 batch_size=4, seed=0, input_context=context)
             tokens = set(collect(ds)[0].ravel()) - {SEP, PAD}
             shards.append(tokens)

@@ -31,7 +31,7 @@ class DistributeTest(tf.test.TestCase):
         global_batch, T = 8, 16
         dist = self.strategy.distribute_datasets_from_function(
             lambda ctx: lm_dataset.make_lm_dataset(
-                path, FakeTokenizer(), context_length=T,
+                path, FakeTokenizer(), sequence_length=T,
                 batch_size=global_batch, seed=0, input_context=ctx))
         seen = []
         for x, y, w in dist:
@@ -60,7 +60,7 @@ class DistributeTest(tf.test.TestCase):
             f.write("\n".join(str(i) for i in range(1, 600)))
         dist = self.strategy.distribute_datasets_from_function(
             lambda ctx: lm_dataset.make_lm_dataset(
-                path, FakeTokenizer(), context_length=8, batch_size=4,
+                path, FakeTokenizer(), sequence_length=8, batch_size=4,
                 seed=0, input_context=ctx))
 
         @tf.function
