@@ -91,6 +91,12 @@ class Distribution:
             from gpt1_keras.training import tf_distribute
 
             tf_distribute.fix_multi_worker_symbolic_build(model, self.tf_strategy)
+        elif self.tf_strategy is not None and self.name != "default":
+            from gpt1_keras.training import tf_distribute
+
+            # Keras would otherwise read a batch before training, moving seeded
+            # shuffles to their second permutation (see `fix_symbolic_build`).
+            tf_distribute.fix_symbolic_build(model)
         return model
 
     def dataset(self, dataset_fn, skip_steps=0, take_steps=None):

@@ -157,29 +157,50 @@ def all_reduce_then_clip_update(optimizer, grads, trainable_variables, learning_
     )
 
 
-def fix_multi_worker_symbolic_build(model, strategy):
-    """Lets `model.fit` start under `MultiWorkerMirroredStrategy` (Keras 3.15 workaround).
+def _one_replica_spec(spec):
+    """The `tf.TypeSpec` of one replica's value (a `PerReplicaSpec` holds one per replica)."""
+    value_specs = getattr(spec, "_value_specs", None)
+    return value_specs[0] if value_specs else spec
 
-    Before training, Keras' TF trainer (`_maybe_symbolic_build`) takes the first
-    distributed batch and calls `strategy.reduce("MEAN", batch)` on the whole nested
-    structure, which `MultiWorkerMirroredStrategy` rejects ("Attempt to convert a
-    value ({'token_ids': PerReplica..."). The batch only serves to learn shapes and
-    dtypes, so this instance-level override uses this worker's local values instead.
+
+def fix_symbolic_build(model):
+    """Builds a model for `fit`/`evaluate` under a strategy without reading the data.
+
+    Keras 3.15's TF trainer, when the model was made in a strategy's scope, starts
+    every `fit`/`evaluate` with `_maybe_symbolic_build`, which opens an iterator on
+    the distributed dataset and takes one batch, only to learn its shapes and
+    dtypes. That extra pass is not free: a seeded
+    `shuffle(reshuffle_each_iteration=True)` (every fine-tuning task dataset) gives
+    the training iterator opened next its *second* permutation, so a mirrored run
+    trained on other batches than one device (whose trainer builds lazily, from the
+    first training batch) and its weights differed by a whole Adam step. This
+    instance-level override takes the shapes and dtypes from the dataset's
+    `element_spec` instead (one replica's), so training sees the first permutation,
+    as on one device. It also avoids `strategy.reduce("MEAN", batch)`, which
+    `MultiWorkerMirroredStrategy` rejects ("Attempt to convert a value
+    ({'token_ids': PerReplica...").
     """
     original = type(model)._maybe_symbolic_build
 
     def _maybe_symbolic_build(iterator=None, data_batch=None):
-        if iterator is not None:
-            for _, _, it in iterator:
-                data_batch = tf.nest.map_structure(
-                    lambda v: strategy.experimental_local_results(v)[0]
-                    if isinstance(v, tf.distribute.DistributedValues) else v,
-                    next(it),
-                )
-                break
-        return original(model, data_batch=data_batch)
+        if iterator is not None and data_batch is None:
+            dataset = getattr(iterator, "_distributed_dataset", None)
+            if dataset is not None:
+                data_batch = tf.nest.map_structure(_one_replica_spec, dataset.element_spec)
+                iterator = None
+        return original(model, iterator=iterator, data_batch=data_batch)
 
     object.__setattr__(model, "_maybe_symbolic_build", _maybe_symbolic_build)
+
+
+def fix_multi_worker_symbolic_build(model, strategy):
+    """Lets `model.fit` start under `MultiWorkerMirroredStrategy` (Keras 3.15 workaround).
+
+    The symbolic build reads no data (`fix_symbolic_build`; Keras' own
+    `strategy.reduce("MEAN", batch)` of the first batch fails under this strategy),
+    and each worker's scalar logs get shape [1] (below).
+    """
+    fix_symbolic_build(model)
 
     # The same Keras version reduces each worker's scalar logs with
     # `strategy.reduce("MEAN", v, axis=0)`, which fails on rank-0 tensors ("Invalid
