@@ -49,9 +49,11 @@ class MirroredFinetuneTest(absltest.TestCase):
                 task="sst2", data_dir=data, output_dir=os.path.join(root, strategy),
                 init_checkpoint=checkpoint, batch_size=4, epochs=1, learning_rate=1e-2,
                 sequence_length=12, classifier_dropout=0.0, eval_batch_size=4,
-                # The auxiliary LM loss is a mean over each replica's tokens, not the
-                # global batch's: with unequal lengths it differs by design.
-                lm_coef=0.0, strategy=strategy, verbose=0)
+                # The auxiliary LM loss (added with `add_loss`) is a mean over each
+                # replica's real tokens, not the global batch's: it matches one device
+                # here because every example has the same number of tokens; with
+                # unequal lengths it would differ by design.
+                lm_coef=0.5, strategy=strategy, verbose=0)
             results = finetune(config, tokenizer=tokenizer)
             with open(os.path.join(config.output_dir, "history.jsonl")) as f:
                 losses = [json.loads(line)["loss"] for line in f]
