@@ -5,6 +5,8 @@ Usage:
       --init_checkpoint=/models/gpt1.keras --output_dir=/runs/rte
   bazel run //pipelines:finetune -- --task=mnli ... --layers_to_transfer=6   # Figure 2 left
   bazel run //pipelines:finetune -- --task=sst2 ... --no_pretraining --preset=gpt1  # Table 5
+  bazel run //pipelines:finetune -- --task=sst2 ... \
+      --init_checkpoint=/runs/lstm/model.keras       # the LSTM baseline
   bazel run //pipelines:finetune -- --task=csv --data_dir=/data/reviews \
       --text_columns=review --label_column=stars --init_checkpoint=...
   bazel run //pipelines:finetune -- --task=rte --data_dir=/data/RTE_train_only \
@@ -26,6 +28,7 @@ from absl import flags
 
 from gpt1_keras import cli
 from gpt1_keras.errors import ConfigError
+from gpt1_keras.models.architectures import ARCHITECTURES
 from gpt1_keras.tasks.finetuning import CSV_HEADS
 from gpt1_keras.tasks.finetuning import TASK_NAMES
 from gpt1_keras.tasks.finetuning import FinetuneConfig
@@ -38,8 +41,12 @@ flags.DEFINE_enum("task", None, TASK_NAMES, "The task (see gpt1_keras/tasks/regi
 flags.DEFINE_string("data_dir", None, "The task's files.")
 flags.DEFINE_string("output_dir", None, "Results, checkpoints and the model.")
 flags.DEFINE_string("init_checkpoint", None,
-                    ".keras GPT1CausalLM/GPT1Backbone (required unless --no_pretraining).")
-flags.DEFINE_string("preset", _D["preset"], "Architecture without --init_checkpoint.")
+                    ".keras LM, classifier or backbone, transformer or LSTM "
+                    "(required unless --no_pretraining).")
+flags.DEFINE_string("preset", _D["preset"], "Backbone size without --init_checkpoint.")
+flags.DEFINE_enum("architecture", None, list(ARCHITECTURES),
+                  "Backbone architecture (default: the checkpoint's, else --preset's); "
+                  "without a checkpoint --preset maps to its equal-size preset of it.")
 flags.DEFINE_bool("no_pretraining", _D["no_pretraining"],
                   "Random initialisation (Table 5 ablation).")
 flags.DEFINE_integer("layers_to_transfer", _D["layers_to_transfer"],

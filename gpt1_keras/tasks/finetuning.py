@@ -41,6 +41,7 @@ import numpy as np
 from absl import logging
 
 from gpt1_keras.errors import ConfigError
+from gpt1_keras.models.architectures import ARCHITECTURES
 from gpt1_keras.tasks import metrics as metrics_lib
 from gpt1_keras.tasks import registry
 from gpt1_keras.tasks.predictions import write_metrics
@@ -71,14 +72,22 @@ class FinetuneConfig:
             fields), or `None` when a `TaskSpec` is passed to `finetune`.
         data_dir: the task's files.
         output_dir: where results, checkpoints and the model go.
-        init_checkpoint: a `.keras` file holding a `GPT1CausalLM`,
-            `GPT1Backbone` or `GPT1Classifier` (e.g. from `//pipelines:convert`
-            or `//pipelines:pretrain`). Required unless `no_pretraining`.
-        preset: the architecture when there is no checkpoint.
+        init_checkpoint: a `.keras` file holding a `GPT1CausalLM`, a
+            `GPT1Classifier` or a backbone of any of `ARCHITECTURES` (e.g. from
+            `//pipelines:convert` or `//pipelines:pretrain`, the LSTM baseline
+            included). Required unless `no_pretraining`.
+        preset: the backbone's size when there is no checkpoint.
+        architecture: a name of `ARCHITECTURES` (`"transformer"`, `"lstm"`) or
+            `None`. The rule: a checkpoint's backbone decides (an explicit
+            `architecture` that disagrees is a `ConfigError`); without one,
+            `architecture` and `preset` together (`preset` mapped to that
+            architecture's equal-size preset, e.g. `gpt1_tiny` -> `lstm_tiny`),
+            and `None` means the preset's own architecture.
         no_pretraining: train from random weights (Table 5 ablation); with a
             checkpoint, its architecture is used but not its weights.
         layers_to_transfer: transfer the embeddings and the first N blocks,
-            the rest fresh (Figure 2 left); `-1`: all.
+            the rest fresh (Figure 2 left); `-1`: all. The LSTM (one layer):
+            `0` (the embedding only) or `1`/`-1` (everything).
         learning_rate, batch_size, epochs, warmup_fraction, weight_decay,
         clip_norm: the optimisation (6.25e-5, 32, 3, 0.002, 0.01, 1.0).
         lm_coef: the auxiliary LM loss weight (0.5; 0 disables).
@@ -108,6 +117,7 @@ class FinetuneConfig:
     output_dir: str | None = None
     init_checkpoint: str | None = None
     preset: str = "gpt1"
+    architecture: str | None = None
     no_pretraining: bool = False
     layers_to_transfer: int = -1
     learning_rate: float = 6.25e-5
@@ -161,6 +171,10 @@ class FinetuneConfig:
         if not 0 <= self.validation_fraction < 1:
             raise config_error("validation_fraction", "must be in [0, 1) (0: the task's "
                                f"dev files). Received: {self.validation_fraction}")
+        if self.architecture is not None and self.architecture not in ARCHITECTURES:
+            raise config_error(
+                "architecture", f"must be one of {', '.join(ARCHITECTURES)}. "
+                f"Received: architecture={self.architecture!r}")
         if self.strategy not in STRATEGIES:
             raise config_error("strategy", f"must be one of {', '.join(STRATEGIES)}. "
                                f"Received: strategy={self.strategy!r}")
@@ -201,56 +215,98 @@ def make_task(config):
         raise config_error("labels" if "labels" in str(e) else "csv_head", str(e)) from None
 
 
+def architecture_of(backbone):
+    """The `ARCHITECTURES` name of a backbone instance."""
+    for name, cls in ARCHITECTURES.items():
+        if isinstance(backbone, cls):
+            return name
+    raise ValueError(f"{type(backbone).__name__} is not a backbone of {tuple(ARCHITECTURES)}.")
+
+
 def load_backbone(path):
-    """The `GPT1Backbone` inside a `.keras` LM, backbone or classifier file."""
-    from gpt1_keras.models.gpt1_backbone import GPT1Backbone
+    """The backbone (`GPT1Backbone`, `LSTMBackbone`) inside a `.keras` LM, backbone
+    or classifier file."""
     from gpt1_keras.saving import load_model_file
 
+    backbones = tuple(ARCHITECTURES.values())
     model = load_model_file(path, what="init_checkpoint")
-    backbone = model if isinstance(model, GPT1Backbone) else getattr(model, "backbone", None)
-    if not isinstance(backbone, GPT1Backbone):
+    backbone = model if isinstance(model, backbones) else getattr(model, "backbone", None)
+    if not isinstance(backbone, backbones):
+        names = "/".join(cls.__name__ for cls in backbones)
         raise config_error(
             "init_checkpoint", f"{path} holds a {type(model).__name__} without a "
-            "GPT1Backbone; expected a GPT1CausalLM, GPT1Backbone or GPT1Classifier.")
+            f"{names}; expected a GPT1CausalLM, GPT1Classifier or one of those backbones.")
     return backbone
 
 
 def transfer_layers(source, target, num_layers):
     """Copies the embeddings and the first `num_layers` blocks of `source` into
-    `target` (same architecture); `-1` copies everything."""
-    if source.get_config() | {"name": None, "dropout": None} != \
+    `target` (same class and architecture); `-1` copies everything.
+
+    A `GPT1Backbone` has its token and position embeddings and
+    `transformer_layers`; an `LSTMBackbone` counts as one layer: `0` copies its
+    token embedding, `1` (or `-1`) also the LSTM and the output projection.
+    """
+    if type(source) is not type(target) or \
+            source.get_config() | {"name": None, "dropout": None} != \
             target.get_config() | {"name": None, "dropout": None}:
         raise ValueError("Source and target backbones differ in architecture.")
-    total = len(source.transformer_layers)
-    if num_layers == -1:
-        num_layers = total
-    if num_layers > total:
-        raise config_error(
-            "layers_to_transfer",
-            f"layers_to_transfer={num_layers} but the checkpoint has {total} layers.")
-    pairs = [(source.token_embedding, target.token_embedding),
-             (source.position_embedding, target.position_embedding)]
-    pairs += list(zip(source.transformer_layers[:num_layers],
-                      target.transformer_layers[:num_layers]))
+    if architecture_of(source) == "lstm":
+        if num_layers not in (-1, 0, 1):
+            raise config_error(
+                "layers_to_transfer", "the LSTM baseline is one layer: 0 (the embedding "
+                f"only) or 1/-1 (all). Received: layers_to_transfer={num_layers}")
+        num_layers = 1 if num_layers == -1 else num_layers
+        pairs = [(source.token_embedding, target.token_embedding)]
+        if num_layers:
+            pairs += [(source.lstm, target.lstm),
+                      (source.output_projection, target.output_projection)]
+    else:
+        total = len(source.transformer_layers)
+        if num_layers == -1:
+            num_layers = total
+        if num_layers > total:
+            raise config_error(
+                "layers_to_transfer",
+                f"layers_to_transfer={num_layers} but the checkpoint has {total} layers.")
+        pairs = [(source.token_embedding, target.token_embedding),
+                 (source.position_embedding, target.position_embedding)]
+        pairs += list(zip(source.transformer_layers[:num_layers],
+                          target.transformer_layers[:num_layers]))
     for src, dst in pairs:
         dst.set_weights(src.get_weights())
     return num_layers
 
 
 def build_backbone(config):
-    """The backbone for fine-tuning: pretrained, partly transferred, or fresh."""
-    from gpt1_keras.models.gpt1_backbone import GPT1Backbone
+    """The backbone for fine-tuning: pretrained, partly transferred, or fresh.
 
-    if config.init_checkpoint:
-        pretrained = load_backbone(config.init_checkpoint)
-        arch = pretrained.get_config()
-    else:
-        pretrained, arch = None, GPT1Backbone.from_preset(config.preset).get_config()
-    if pretrained is not None and not config.no_pretraining and \
-            config.layers_to_transfer == -1:
+    Its architecture follows `FinetuneConfig.architecture`'s rule: the
+    checkpoint's class, else `architecture` + `preset`.
+    """
+    from gpt1_keras.models import architectures
+    from gpt1_keras.models.gpt1_presets import matching_preset
+    from gpt1_keras.models.gpt1_presets import preset_architecture
+
+    if not config.init_checkpoint:
+        try:
+            architecture = config.architecture or preset_architecture(config.preset)
+            preset = matching_preset(config.preset, architecture)
+        except ValueError as e:
+            raise config_error("preset", str(e)) from None
+        return architectures.build_backbone(architecture, preset)
+    pretrained = load_backbone(config.init_checkpoint)
+    found = architecture_of(pretrained)
+    if config.architecture is not None and config.architecture != found:
+        raise config_error(
+            "architecture", f"architecture={config.architecture!r} but init_checkpoint "
+            f"{config.init_checkpoint} holds a {found!r} backbone "
+            f"({type(pretrained).__name__}); drop architecture or pass a {config.architecture} "
+            "checkpoint.")
+    if not config.no_pretraining and config.layers_to_transfer == -1:
         return pretrained
-    fresh = GPT1Backbone.from_config(arch)
-    if pretrained is not None and not config.no_pretraining:
+    fresh = type(pretrained).from_config(pretrained.get_config())
+    if not config.no_pretraining:
         transfer_layers(pretrained, fresh, config.layers_to_transfer)
     return fresh
 

@@ -125,6 +125,22 @@ class FinetuneBinaryTest(absltest.TestCase):
             with self.assertRaisesRegex(app.UsageError, "--eval_data_dir"):
                 finetune.main([])
 
+    def test_architecture_flag(self):
+        with flagsaver.flagsaver(task="sst2", data_dir="/d", output_dir="/o",
+                                 no_pretraining=True, architecture="lstm"):
+            self.assertEqual(finetune.parse_flags().architecture, "lstm")
+        with flagsaver.flagsaver(), self.assertRaisesRegex(
+                flags.IllegalFlagValueError, r"--architecture=rnn: .*<transformer\|lstm>"):
+            FLAGS["architecture"].parse("rnn")
+        # A checkpoint of the other architecture: one usage error naming the flag.
+        data = self._sst2("a good film\t1\n")
+        with flagsaver.flagsaver(task="sst2", data_dir=data,
+                                 output_dir=self.create_tempdir().full_path,
+                                 init_checkpoint=self.lm_path, architecture="lstm"):
+            with self.assertRaisesRegex(app.UsageError,
+                                        "--architecture: architecture='lstm' but .*'transformer'"):
+                finetune.main([])
+
     def test_data_error_is_one_line(self):
         data = self._sst2("a good film\t1\na bad film\tmaybe\n")
         proc = _run_binary("--task=sst2", f"--data_dir={data}",

@@ -1,5 +1,6 @@
 """finetune(): end to end on every head type in the tasks' own file formats, the
-held-out validation split, scoring a finished run elsewhere, transfer ablations.
+held-out validation split, scoring a finished run elsewhere, transfer ablations,
+the LSTM baseline.
 
 One process runs the paper's tasks in turn (gpt1_tiny, GPT-1's BPE, a handful of
 examples each, written here in each task's real format).
@@ -16,6 +17,7 @@ from absl.testing import absltest
 
 from gpt1_keras.errors import ConfigError
 from gpt1_keras.models import GPT1CausalLM
+from gpt1_keras.models.lstm_backbone import LSTMBackbone
 from gpt1_keras.tasks import get_task
 from gpt1_keras.tasks.finetuning import FinetuneConfig
 from gpt1_keras.tasks.finetuning import build_backbone
@@ -287,6 +289,73 @@ class FinetuneTest(absltest.TestCase):
         self.assertEqual(scratch.num_layers, 2)
         with self.assertRaisesRegex(ConfigError, "layers_to_transfer=5 .* 2 layers"):
             build_backbone(FinetuneConfig(**base, layers_to_transfer=5))
+
+    def test_lstm_baseline(self):
+        lstm_checkpoint = os.path.join(self.create_tempdir().full_path, "lstm.keras")
+        GPT1CausalLM.from_preset("lstm_tiny").save(lstm_checkpoint)
+        pretrained = keras.saving.load_model(lstm_checkpoint).backbone
+        self.assertIsInstance(pretrained, LSTMBackbone)
+
+        def same(a, b):
+            return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+
+        # End to end from the pretrained LSTM LM (its aux LM loss included).
+        data = self.create_tempdir().full_path
+        rows = [(f"{w} {x}", str(int(w == "good")))
+                for w in ("good", "bad") for x in ("movie", "film", "show", "play")]
+        _write(f"{data}/train.tsv", rows, ("sentence", "label"))
+        _write(f"{data}/dev.tsv", rows[:5], ("sentence", "label"))
+        config = self._config("sst2", data, init_checkpoint=lstm_checkpoint,
+                              sequence_length=8, learning_rate=1e-3)
+        results = finetune(config, tokenizer=self.tokenizer)
+        self.assertEqual((results["train_steps"], results["train_examples"]), (2, 8))
+        self.assertEqual(set(results["splits"]["dev"]), {"accuracy", "num_examples"})
+        self.assertEqual(results["splits"]["dev"]["num_examples"], 5)
+        task = get_task("sst2")
+        model, expected = self._model_predictions(config.output_dir, task,
+                                                  task.read(data, "dev"))
+        self.assertIsInstance(model.backbone, LSTMBackbone)
+        self.assertFalse(same(model.backbone, pretrained))  # fine-tuning moved it
+        rows_written = _read_predictions(
+            os.path.join(config.output_dir, "predictions", "dev.tsv"))
+        self.assertEqual([r[1] for r in rows_written], expected)
+        truth = [task.format_prediction(y) for y in task.read(data, "dev").labels]
+        self.assertAlmostEqual(results["splits"]["dev"]["accuracy"],
+                               np.mean([e == t for e, t in zip(expected, truth)]))
+
+        # 0 layers: the embedding alone is transferred; 1 (or -1): everything.
+        base = dict(data_dir="d", output_dir="o", init_checkpoint=lstm_checkpoint)
+        zero = build_backbone(FinetuneConfig(**base, layers_to_transfer=0))
+        self.assertIsInstance(zero, LSTMBackbone)
+        self.assertTrue(same(zero.token_embedding, pretrained.token_embedding))
+        self.assertFalse(same(zero.lstm, pretrained.lstm))
+        self.assertFalse(same(zero.output_projection, pretrained.output_projection))
+        self.assertTrue(same(build_backbone(FinetuneConfig(**base, layers_to_transfer=1)),
+                             pretrained))
+        with self.assertRaisesRegex(ConfigError, "layers_to_transfer.*0 .*1/-1.*=2"):
+            build_backbone(FinetuneConfig(**base, layers_to_transfer=2))
+        # A checkpoint of the other architecture than the one asked for.
+        with self.assertRaisesRegex(ConfigError, "architecture='transformer'.*'lstm'"):
+            build_backbone(FinetuneConfig(**base, architecture="transformer"))
+        with self.assertRaisesRegex(ConfigError, "architecture='lstm'.*'transformer'"):
+            build_backbone(FinetuneConfig(data_dir="d", output_dir="o",
+                                          init_checkpoint=self.checkpoint,
+                                          architecture="lstm"))
+        with self.assertRaisesRegex(ConfigError, "architecture: must be one of"):
+            FinetuneConfig(**base, architecture="rnn")
+
+        # --no_pretraining --architecture=lstm: the recipe's preset mapped to its
+        # equal-size LSTM preset; a preset without one is an error naming it.
+        scratch = build_backbone(FinetuneConfig(data_dir="d", output_dir="o",
+                                                no_pretraining=True, architecture="lstm",
+                                                preset="gpt1_tiny"))
+        self.assertIsInstance(scratch, LSTMBackbone)
+        self.assertEqual(scratch.get_config() | {"name": None},
+                         LSTMBackbone.from_preset("lstm_tiny").get_config() | {"name": None})
+        self.assertFalse(same(scratch.token_embedding, pretrained.token_embedding))
+        with self.assertRaisesRegex(ConfigError, "preset: .*'gpt1' has no counterpart"):
+            build_backbone(FinetuneConfig(data_dir="d", output_dir="o", no_pretraining=True,
+                                          architecture="lstm"))
 
 
 if __name__ == "__main__":
