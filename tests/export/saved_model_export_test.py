@@ -13,6 +13,7 @@ from gpt1_keras.export import load_model
 from gpt1_keras.models import GPT1Backbone
 from gpt1_keras.models import GPT1CausalLM
 from gpt1_keras.models import GPT1Classifier
+from gpt1_keras.run_lock import LOCK_NAME
 from gpt1_keras.tokenizers import GPT1Tokenizer
 from tests.export import export_test_lib as lib
 
@@ -40,7 +41,8 @@ class SavedModelExportTest(absltest.TestCase):
                                     "Received: version=0"):
             export_saved_model(self.classifier, export_dir, version=0,
                                tokenizer=self.tokenizer, sequence_length=8)
-        self.assertEqual(sorted(os.listdir(export_dir)), ["7", "8", "notes"])
+        # Besides the versions, only the export lock (`RunLock`) and the user's own entries.
+        self.assertEqual(sorted(os.listdir(export_dir)), [LOCK_NAME, "7", "8", "notes"])
         with open(os.path.join(first, "assets.extra", "gpt1_keras_export.json")) as f:
             info = json.load(f)
         self.assertEqual(info["version"], 8)
@@ -107,13 +109,16 @@ class SavedModelExportTest(absltest.TestCase):
             return subprocess.run([sys.executable, "-m", "pipelines.export", *flags],
                                   capture_output=True, text=True, timeout=300)
 
+        # Expected errors: one `ERROR:` line and exit 2 (gpt1_keras.cli), no traceback.
         proc = run("--export_dir=/tmp/unused")
-        self.assertEqual(proc.returncode, 1)
-        self.assertIn("--model_dir is required.", proc.stderr)
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("ERROR: --model_dir is required.", proc.stderr)
+        self.assertNotIn("Traceback", proc.stderr)
         empty = self.create_tempdir().full_path
         proc = run(f"--model_dir={empty}", f"--export_dir={empty}/out")
-        self.assertEqual(proc.returncode, 1)
+        self.assertEqual(proc.returncode, 2)
         self.assertIn(f"{empty} is a directory without model.keras", proc.stderr)
+        self.assertNotIn("Traceback", proc.stderr)
         self.assertFalse(os.path.exists(f"{empty}/out"))
 
     def test_other_backends_are_refused(self):
