@@ -95,7 +95,10 @@ class FinetuneInColabNotebookTest(absltest.TestCase):
         index = [i for i, c in enumerate(nb.cells)
                  if "parameters" in c.metadata.get("tags", [])]
         self.assertLen(index, 1, "the notebook needs one cell tagged 'parameters'")
-        self.assertIn("git+https://github.com/", nb.cells[index[0]].source)
+        # No published URL: the default is a wheel built from a checkout (`pip wheel .`).
+        self.assertIn('GPT1_KERAS_SOURCE = "gpt1_keras-0.1.0-py3-none-any.whl"',
+                      nb.cells[index[0]].source)
+        self.assertNotIn("<org>", "".join(c.source for c in nb.cells))
         install = [c for c in nb.cells if c.cell_type == "code" and "%pip install" in c.source]
         self.assertLen(install, 1)
         self.assertIn("{GPT1_KERAS_SOURCE}", install[0].source)
