@@ -48,11 +48,13 @@ def _copy_source(dest):
     """The files `pip install` needs, as in a git checkout (no Bazel BUILD files)."""
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(os.path.join(_ROOT, name), dest)
-    shutil.copytree(
-        os.path.join(_ROOT, "gpt1_keras"),
-        os.path.join(dest, "gpt1_keras"),
-        ignore=shutil.ignore_patterns("BUILD", "__pycache__"),
-    )
+    # `pipelines/` ships in the wheel as `gpt1_keras.pipelines` (pyproject.toml).
+    for package in ("gpt1_keras", "pipelines"):
+        shutil.copytree(
+            os.path.join(_ROOT, package),
+            os.path.join(dest, package),
+            ignore=shutil.ignore_patterns("BUILD", "__pycache__"),
+        )
 
 
 class FinetuneInColabNotebookTest(absltest.TestCase):
