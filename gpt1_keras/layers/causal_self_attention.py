@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from gpt1_keras.layers.initializers import gpt1_initializer
+from gpt1_keras.layers.seeded_dropout import seeded_dropout
 
 # A large negative that is finite in every float dtype we compute softmax in (float32).
 _MASKED_SCORE = -1e9
@@ -87,7 +88,7 @@ class CausalSelfAttention(keras.layers.Layer):
         self.c_attn.build(inputs_shape)
         self.c_proj = keras.layers.Dense(hidden_dim, name="c_proj", **dense)
         self.c_proj.build(inputs_shape)
-        self.attention_dropout = keras.layers.Dropout(
+        self.attention_dropout = seeded_dropout(
             self.dropout, dtype=self.dtype_policy, name="attention_dropout"
         )
         self.built = True

@@ -3,6 +3,7 @@ from keras import ops
 
 from gpt1_keras.layers.causal_self_attention import CausalSelfAttention
 from gpt1_keras.layers.initializers import gpt1_initializer
+from gpt1_keras.layers.seeded_dropout import seeded_dropout
 
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
@@ -87,7 +88,7 @@ class GPT1DecoderBlock(keras.layers.Layer):
             epsilon=self.layer_norm_epsilon, name="ln_2", **common
         )
         self.ln_2.build(inputs_shape)
-        self.residual_dropout = keras.layers.Dropout(
+        self.residual_dropout = seeded_dropout(
             self.dropout, name="residual_dropout", **common
         )
         self.built = True

@@ -4,6 +4,7 @@ from keras import ops
 from gpt1_keras.layers.gpt1_decoder_block import GPT1DecoderBlock
 from gpt1_keras.layers.initializers import gpt1_initializer
 from gpt1_keras.layers.position_embedding import PositionEmbedding
+from gpt1_keras.layers.seeded_dropout import seeded_dropout
 from gpt1_keras.models.gpt1_presets import get_preset
 
 
@@ -82,7 +83,7 @@ class GPT1Backbone(keras.Model):
             dtype=dtype,
             name="position_embedding",
         )
-        embeddings_dropout = keras.layers.Dropout(
+        embeddings_dropout = seeded_dropout(
             dropout, dtype=dtype, name="embeddings_dropout"
         )
         transformer_layers = [

@@ -7,6 +7,7 @@ from gpt1_keras.layers.auxiliary_lm_loss import AuxiliaryLMLoss
 from gpt1_keras.layers.classify_token_pooler import ClassifyTokenPooler
 from gpt1_keras.layers.flatten_sequences import FlattenSequences
 from gpt1_keras.layers.initializers import gpt1_initializer
+from gpt1_keras.layers.seeded_dropout import seeded_dropout
 from gpt1_keras.layers.unflatten_sequences import UnflattenSequences
 from gpt1_keras.models.architectures import build_backbone
 from gpt1_keras.models.gpt1_presets import preset_architecture
@@ -116,7 +117,7 @@ class GPT1Classifier(keras.Model):
 
         # === Layers ===
         pooler = ClassifyTokenPooler(name="classify_token")
-        head_dropout = keras.layers.Dropout(dropout, name="classifier_dropout")
+        head_dropout = seeded_dropout(dropout, name="classifier_dropout")
         head_dense = keras.layers.Dense(
             1 if head == "multiple_choice" else num_classes,
             kernel_initializer=gpt1_initializer(),

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from gpt1_keras.layers.seeded_dropout import seeded_dropout
 from gpt1_keras.models.gpt1_presets import get_preset
 
 
@@ -75,7 +76,7 @@ class LSTMBackbone(keras.Model):
             dtype=dtype,
             name="token_embedding",
         )
-        embeddings_dropout = keras.layers.Dropout(
+        embeddings_dropout = seeded_dropout(
             dropout, dtype=dtype, name="embeddings_dropout"
         )
         # Keras' default LSTM (sigmoid gates, tanh, forget-gate bias 1), which
@@ -83,7 +84,7 @@ class LSTMBackbone(keras.Model):
         lstm = keras.layers.LSTM(
             lstm_units, return_sequences=True, dtype=dtype, name="lstm"
         )
-        output_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout")
+        output_dropout = seeded_dropout(dropout, dtype=dtype, name="output_dropout")
         output_projection = keras.layers.Dense(
             hidden_dim,
             kernel_initializer=_gpt1_initializer(),

@@ -37,16 +37,6 @@ def _build_model(dropout=0.1):
                                     dropout=dropout)
 
 
-# Keras' torch backend draws an unseeded Dropout's mask from torch's global generator
-# (`keras/src/backend/torch/random.py`, `dropout`: the layer's SeedGenerator is used only
-# when it was given a seed), whose state no checkpoint holds: a resumed torch run draws
-# other masks than the uninterrupted one. Expected to fail on torch until the trainer
-# restores (or reseeds per step) that generator; the run without dropout shows the rest
-# (data position, optimizer state, schedule) resumes bitwise on torch too.
-_expected_failure_on_torch = (
-    unittest.expectedFailure if keras.backend.backend() == "torch" else lambda f: f)
-
-
 def _config(model_dir, **overrides):
     values = dict(
         model_dir=model_dir, train_steps=6, global_batch_size=4, sequence_length=_T,
@@ -129,7 +119,6 @@ class TrainerTest(absltest.TestCase):
     def test_resumed_run_equals_an_uninterrupted_one_without_dropout(self):
         self._assert_resumed_run_equals_an_uninterrupted_one(dropout=0.0)
 
-    @_expected_failure_on_torch
     def test_resumed_run_equals_an_uninterrupted_one_with_dropout(self):
         self._assert_resumed_run_equals_an_uninterrupted_one(dropout=0.1)
 
