@@ -89,7 +89,7 @@ def run(config, tokenizer=None):
         lm = load_model_file(config.checkpoint, expected=GPT1CausalLM,
                              what="--checkpoint")
     else:
-        lm = GPT1CausalLM.from_preset(config.preset)
+        lm = GPT1CausalLM.from_architecture(config.preset)
     result = evaluate_zero_shot(lm, tokenizer, config.zero_shot, config.data_dir,
                                 config.split, config.max_examples, config.batch_size)
     ids, predictions = result.pop("ids"), result.pop("predictions")

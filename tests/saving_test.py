@@ -15,7 +15,7 @@ from gpt1_keras.models import GPT1CausalLM
 
 def _tiny_lm():
     keras.utils.set_random_seed(0)
-    return GPT1CausalLM.from_preset("gpt1_tiny", num_layers=1)
+    return GPT1CausalLM.from_architecture("gpt1_tiny", num_layers=1)
 
 
 class LoadModelFileTest(absltest.TestCase):

@@ -185,7 +185,7 @@ def benchmark(preset, texts, tmpdir):
     keras.utils.set_random_seed(0)
     tokenizer = GPT1Tokenizer()
     model = GPT1Classifier(
-        GPT1Backbone.from_preset(preset), num_classes=2,
+        GPT1Backbone.from_architecture(preset), num_classes=2,
         preprocessor=GPT1ClassifierPreprocessor(tokenizer, "classification",
                                                 _SEQUENCE_LENGTH.value))
     start = time.perf_counter()

@@ -82,7 +82,7 @@ def _prompts(batch, length, vocabulary_size):
 def _gpt1_generate(size, method, xla):
     from gpt1_keras.models import GPT1CausalLM
 
-    lm = GPT1CausalLM.from_preset(size)
+    lm = GPT1CausalLM.from_architecture(size)
     lm.jit_compile = xla
     use_cache = method == "cache"
 

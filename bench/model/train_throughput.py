@@ -178,7 +178,7 @@ def _keras_worker(framework, size, warmup, steps, threads):
     from gpt1_keras.models import GPT1CausalLM
 
     keras.utils.set_random_seed(0)
-    model = GPT1CausalLM.from_preset(size)
+    model = GPT1CausalLM.from_architecture(size)
     model.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate=2.5e-4, epsilon=1e-8, global_clipnorm=1.0

@@ -80,7 +80,7 @@ def run_one(train, valid, batch, length, peak_lr, steps, warmup, dropout=0.1, se
     from gpt1_keras.training.schedules import make_schedule
 
     keras.utils.set_random_seed(seed)
-    lm = GPT1CausalLM.from_preset("gpt1_small", dropout=dropout)
+    lm = GPT1CausalLM.from_architecture("gpt1_small", dropout=dropout)
     lm.compile(
         optimizer=build_optimizer(make_schedule(schedule, peak_lr, warmup, steps)),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -46,7 +46,7 @@ class GPT1Backbone(keras.Model):
 
     Example:
     ```python
-    backbone = GPT1Backbone.from_preset("gpt1_tiny")
+    backbone = GPT1Backbone.from_architecture("gpt1_tiny")
     hidden = backbone({
         "token_ids": np.array([[40478, 249, 1362, 40480]]),
         "padding_mask": np.array([[1, 1, 1, 1]]),
@@ -211,11 +211,16 @@ class GPT1Backbone(keras.Model):
         return cls(**config)
 
     @classmethod
-    def from_preset(cls, preset, **overrides):
-        """Builds a randomly initialised backbone from a preset name.
+    def from_architecture(cls, preset, **overrides):
+        """Builds a randomly initialised (untrained) backbone from an architecture name.
 
         Args:
-            preset: one of `gpt1`, `gpt1_small`, `gpt1_tiny`.
+            preset: an architecture name, one of `gpt1`, `gpt1_small`, `gpt1_tiny`.
             **overrides: constructor arguments replacing the preset's.
         """
         return cls(**{**get_preset(preset), **overrides})
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        # TODO(#12): keras-hub semantics (weights included); for now an alias.
+        return cls.from_architecture(preset, **kwargs)

@@ -52,7 +52,7 @@ class GPT1CausalLM(keras.Model):
 
     Example:
     ```python
-    lm = GPT1CausalLM.from_preset("gpt1_tiny")
+    lm = GPT1CausalLM.from_architecture("gpt1_tiny")
     x = {"token_ids": np.array([[1, 2, 3]]), "padding_mask": np.array([[1, 1, 1]])}
     logits = lm(x)  # (1, 3, 40481)
     log_probs = lm.score(x["token_ids"], x["padding_mask"])  # (1, 3)
@@ -356,10 +356,15 @@ class GPT1CausalLM(keras.Model):
         return cls(**config)
 
     @classmethod
-    def from_preset(cls, preset, **overrides):
+    def from_architecture(cls, preset, **overrides):
         """A randomly initialised LM on a backbone preset of either architecture
         (`gpt1_small`, ..., or the LSTM baseline's `lstm_small`, ...)."""
         return cls(build_backbone(preset_architecture(preset), preset, **overrides))
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        # TODO(#12): keras-hub semantics (weights included); for now an alias.
+        return cls.from_architecture(preset, **kwargs)
 
 
 def _is_int(value):

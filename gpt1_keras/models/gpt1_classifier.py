@@ -65,7 +65,7 @@ class GPT1Classifier(keras.Model):
 
     Example:
     ```python
-    backbone = GPT1Backbone.from_preset("gpt1_tiny")
+    backbone = GPT1Backbone.from_architecture("gpt1_tiny")
     preprocessor = GPT1ClassifierPreprocessor(GPT1Tokenizer(), "classification",
                                               sequence_length=64)
     model = GPT1Classifier(backbone, num_classes=2, preprocessor=preprocessor)
@@ -271,11 +271,16 @@ class GPT1Classifier(keras.Model):
         return cls(**config)
 
     @classmethod
-    def from_preset(cls, preset, num_classes=None, head="classification", **kwargs):
+    def from_architecture(cls, preset, num_classes=None, head="classification", **kwargs):
         """A randomly initialised classifier on a backbone preset of either
         architecture (`gpt1_tiny`, ..., `lstm_tiny`, ...)."""
         return cls(build_backbone(preset_architecture(preset), preset), num_classes=num_classes,
                    head=head, **kwargs)
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        # TODO(#12): keras-hub semantics (weights included); for now an alias.
+        return cls.from_architecture(preset, **kwargs)
 
 
 def _head_from_task(head, task):

@@ -48,7 +48,7 @@ class LSTMBackbone(keras.Model):
 
     Example:
     ```python
-    backbone = LSTMBackbone.from_preset("lstm_tiny")
+    backbone = LSTMBackbone.from_architecture("lstm_tiny")
     hidden = backbone({
         "token_ids": np.array([[40478, 249, 1362, 40480]]),
         "padding_mask": np.array([[1, 1, 1, 1]]),
@@ -226,11 +226,16 @@ class LSTMBackbone(keras.Model):
         return cls(**config)
 
     @classmethod
-    def from_preset(cls, preset, **overrides):
-        """Builds a randomly initialised backbone from a preset name.
+    def from_architecture(cls, preset, **overrides):
+        """Builds a randomly initialised (untrained) backbone from an architecture name.
 
         Args:
-            preset: one of `lstm_small` (matched to `gpt1_small`), `lstm_tiny`.
+            preset: an architecture name, one of `lstm_small` (matched to `gpt1_small`), `lstm_tiny`.
             **overrides: constructor arguments replacing the preset's.
         """
         return cls(**{**get_preset(preset, architecture="lstm"), **overrides})
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        # TODO(#12): keras-hub semantics (weights included); for now an alias.
+        return cls.from_architecture(preset, **kwargs)

@@ -85,7 +85,7 @@ class CausalLMExportTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         keras.utils.set_random_seed(7)
-        cls.lm = GPT1CausalLM.from_preset("gpt1_tiny")  # 64 positions
+        cls.lm = GPT1CausalLM.from_architecture("gpt1_tiny")  # 64 positions
         cls.tokenizer = GPT1Tokenizer()
         model_dir = lib.save_model_dir(cls.lm, os.path.join(
             absltest.get_default_test_tmpdir(), "pretrain"))

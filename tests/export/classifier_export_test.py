@@ -66,7 +66,7 @@ class ClassifierExportTest(absltest.TestCase):
         root = absltest.get_default_test_tmpdir()
         cls.tokenizer = GPT1Tokenizer()
         checkpoint = os.path.join(root, "lm.keras")
-        GPT1CausalLM.from_preset("gpt1_tiny").save(checkpoint)
+        GPT1CausalLM.from_architecture("gpt1_tiny").save(checkpoint)
         data, cls.rte_dir = os.path.join(root, "rte_data"), os.path.join(root, "rte_run")
         _write_rte(data)
         finetune(FinetuneConfig(data_dir=data, output_dir=cls.rte_dir,
@@ -123,7 +123,7 @@ class ClassifierExportTest(absltest.TestCase):
     def test_single_text_classifier_from_the_library(self):
         keras.utils.set_random_seed(5)
         model = GPT1Classifier(
-            GPT1Backbone.from_preset("gpt1_tiny"), num_classes=3,
+            GPT1Backbone.from_architecture("gpt1_tiny"), num_classes=3,
             preprocessor=GPT1ClassifierPreprocessor(self.tokenizer, "classification", 16))
         model_dir = lib.save_model_dir(model, self.create_tempdir().full_path)
         export_dir = os.path.join(self.create_tempdir().full_path, "sentiment")

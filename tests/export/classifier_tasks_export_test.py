@@ -27,7 +27,7 @@ def _model(head, num_classes, preprocessor_length, label_names=None):
     keras.utils.set_random_seed(11)
     tokenizer = GPT1Tokenizer()
     return GPT1Classifier(
-        GPT1Backbone.from_preset("gpt1_tiny"), num_classes=num_classes, head=head,
+        GPT1Backbone.from_architecture("gpt1_tiny"), num_classes=num_classes, head=head,
         preprocessor=GPT1ClassifierPreprocessor(tokenizer, head, preprocessor_length,
                                                 label_names=label_names))
 

@@ -120,7 +120,7 @@ class MalformedRequestsTest(absltest.TestCase):
         keras.utils.set_random_seed(4)
         tokenizer = GPT1Tokenizer()
         model = GPT1Classifier(
-            GPT1Backbone.from_preset("gpt1_tiny"), num_classes=2,
+            GPT1Backbone.from_architecture("gpt1_tiny"), num_classes=2,
             preprocessor=GPT1ClassifierPreprocessor(tokenizer, "classification", 32))
         root = self.create_tempdir().full_path
         strict = export_saved_model(model, os.path.join(root, "strict"), label_names=NAMES)

@@ -23,7 +23,7 @@ class SavedModelExportTest(absltest.TestCase):
     def setUpClass(cls):
         keras.utils.set_random_seed(2)
         cls.tokenizer = GPT1Tokenizer()
-        cls.classifier = GPT1Classifier(GPT1Backbone.from_preset("gpt1_tiny"), num_classes=2)
+        cls.classifier = GPT1Classifier(GPT1Backbone.from_architecture("gpt1_tiny"), num_classes=2)
 
     def test_versions_count_up_and_are_never_overwritten(self):
         export_dir = self.create_tempdir().full_path
@@ -79,7 +79,7 @@ class SavedModelExportTest(absltest.TestCase):
 
     def test_argument_errors_name_the_value(self):
         out = self.create_tempdir().full_path
-        lm = GPT1CausalLM.from_preset("gpt1_tiny")
+        lm = GPT1CausalLM.from_architecture("gpt1_tiny")
         cases = [
             (self.classifier, dict(label_names=["a", "b", "c"]),
              r"needs one name per class \(2\). Received 3"),
@@ -89,7 +89,7 @@ class SavedModelExportTest(absltest.TestCase):
             (lm, dict(label_names=["a"]), "`label_names` is for classifiers"),
             (lm, dict(max_new_tokens_limit=64),
              r"int in \[1, 63\].*max_new_tokens_limit=64"),
-            (GPT1Backbone.from_preset("gpt1_tiny"), {}, "holds a GPT1Backbone; export takes"),
+            (GPT1Backbone.from_architecture("gpt1_tiny"), {}, "holds a GPT1Backbone; export takes"),
         ]
         for model, kwargs, message in cases:
             with self.subTest(kwargs=kwargs), self.assertRaisesRegex(ValueError, message):

@@ -102,11 +102,11 @@ class ServingRequestsTest(absltest.TestCase):
         tokenizer = GPT1Tokenizer()
         root = absltest.get_default_test_tmpdir()
         classifier = GPT1Classifier(
-            GPT1Backbone.from_preset("gpt1_tiny"), num_classes=2, head="entailment",
+            GPT1Backbone.from_architecture("gpt1_tiny"), num_classes=2, head="entailment",
             preprocessor=GPT1ClassifierPreprocessor(tokenizer, "entailment", 24))
         rte = export_saved_model(classifier, os.path.join(root, "rte"),
                                  label_names=["entailment", "not_entailment"])
-        lm = export_saved_model(GPT1CausalLM.from_preset("gpt1_tiny"), os.path.join(root, "lm"),
+        lm = export_saved_model(GPT1CausalLM.from_architecture("gpt1_tiny"), os.path.join(root, "lm"),
                                 tokenizer=tokenizer, max_new_tokens_limit=4)
         pair = {"text": lib.encode(PREMISES), "text_b": lib.encode(HYPOTHESES)}
         prompts = ["ROMEO:", ""]

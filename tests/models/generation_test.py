@@ -22,7 +22,7 @@ def _np(x):
 
 def _tiny_lm(vocabulary_size=VOCAB, seed=0, **overrides):
     """A tiny LM with the same NumPy-drawn weights on every backend."""
-    lm = GPT1CausalLM.from_preset(
+    lm = GPT1CausalLM.from_architecture(
         "gpt1_tiny", vocabulary_size=vocabulary_size, max_sequence_length=CONTEXT, **overrides
     )
     rng = np.random.default_rng(seed)

@@ -40,7 +40,7 @@ class GPT1BackboneTest(test_case.TestCase):
         for name, preset in backbone_presets.items():
             if name == "gpt1":
                 continue  # checked below without building twice
-            backbone = GPT1Backbone.from_preset(name)
+            backbone = GPT1Backbone.from_architecture(name)
             self.assertEqual(backbone.count_params(), _expected_parameters(**preset), name)
         gpt1 = backbone_presets["gpt1"]
         self.assertEqual(
@@ -53,10 +53,10 @@ class GPT1BackboneTest(test_case.TestCase):
 
     def test_unknown_preset_lists_known_ones(self):
         with self.assertRaisesRegex(ValueError, "gpt3.*gpt1, gpt1_small, gpt1_tiny"):
-            GPT1Backbone.from_preset("gpt3")
+            GPT1Backbone.from_architecture("gpt3")
 
     def test_initializer_is_gpt1s_normal(self):
-        backbone = GPT1Backbone.from_preset("gpt1_tiny")
+        backbone = GPT1Backbone.from_architecture("gpt1_tiny")
         # N(0, 0.02) for the embeddings and the kernels (Keras defaults are wider).
         for weight in (backbone.token_embedding.embeddings,
                        backbone.position_embedding.embeddings,

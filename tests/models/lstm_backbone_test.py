@@ -157,7 +157,7 @@ class LSTMBackboneTest(absltest.TestCase):
                                                 "a preset of architecture='lstm'"):
             build_backbone("transformer", "lstm_tiny")
         with self.assertRaisesRegex(ValueError, "architecture='lstm'"):
-            GPT1Backbone.from_preset("lstm_small")  # the transformer's own lookup
+            GPT1Backbone.from_architecture("lstm_small")  # the transformer's own lookup
         with self.assertRaisesRegex(ValueError, r"no argument\(s\) \['num_heads'\]"):
             build_backbone("lstm", "lstm_tiny", num_heads=2)
         backbone = build_backbone("lstm", "lstm_tiny", lstm_units=8, name="b")
@@ -166,11 +166,11 @@ class LSTMBackboneTest(absltest.TestCase):
     def test_task_presets_pick_the_architecture_of_the_preset(self):
         from gpt1_keras.models.gpt1_presets import matching_preset
 
-        self.assertIsInstance(GPT1CausalLM.from_preset("lstm_tiny", lstm_units=8).backbone,
+        self.assertIsInstance(GPT1CausalLM.from_architecture("lstm_tiny", lstm_units=8).backbone,
                               LSTMBackbone)
-        self.assertIsInstance(GPT1Classifier.from_preset("lstm_tiny", num_classes=2).backbone,
+        self.assertIsInstance(GPT1Classifier.from_architecture("lstm_tiny", num_classes=2).backbone,
                               LSTMBackbone)
-        self.assertIsInstance(GPT1CausalLM.from_preset("gpt1_tiny").backbone, GPT1Backbone)
+        self.assertIsInstance(GPT1CausalLM.from_architecture("gpt1_tiny").backbone, GPT1Backbone)
         self.assertEqual(matching_preset("gpt1_small", "lstm"), "lstm_small")
         self.assertEqual(matching_preset("lstm_tiny", "transformer"), "gpt1_tiny")
         self.assertEqual(matching_preset("gpt1", "transformer"), "gpt1")

@@ -63,10 +63,10 @@ class EvaluateBinaryTest(absltest.TestCase):
         tmp = absltest.get_default_test_tmpdir()
         keras.utils.set_random_seed(0)
         cls.lm = os.path.join(tmp, "lm.keras")
-        atomic_save_model(GPT1CausalLM.from_preset("gpt1_tiny", num_layers=1), cls.lm)
+        atomic_save_model(GPT1CausalLM.from_architecture("gpt1_tiny", num_layers=1), cls.lm)
         cls.classifier = os.path.join(tmp, "classifier.keras")
         atomic_save_model(GPT1Classifier(
-            GPT1CausalLM.from_preset("gpt1_tiny", num_layers=1).backbone, num_classes=2),
+            GPT1CausalLM.from_architecture("gpt1_tiny", num_layers=1).backbone, num_classes=2),
             cls.classifier)
         cls.data = os.path.join(tmp, "SST-2")
         os.makedirs(cls.data, exist_ok=True)

@@ -52,7 +52,7 @@ class ExportBinaryTest(absltest.TestCase):
         super().setUpClass()
         keras.utils.set_random_seed(0)
         cls.lm = os.path.join(absltest.get_default_test_tmpdir(), "lm.keras")
-        atomic_save_model(GPT1CausalLM.from_preset("gpt1_tiny", num_layers=1), cls.lm)
+        atomic_save_model(GPT1CausalLM.from_architecture("gpt1_tiny", num_layers=1), cls.lm)
 
     def test_two_concurrent_exports_pick_two_versions(self):
         export_dir = self.create_tempdir().full_path

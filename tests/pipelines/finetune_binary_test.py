@@ -52,7 +52,7 @@ class FinetuneBinaryTest(absltest.TestCase):
         # default test tmpdir.
         cls.lm_path = os.path.join(
             tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir()), "lm.keras")
-        GPT1CausalLM.from_preset("gpt1_tiny").save(cls.lm_path)
+        GPT1CausalLM.from_architecture("gpt1_tiny").save(cls.lm_path)
 
     def _sst2(self, train_rows):
         data = self.create_tempdir().full_path

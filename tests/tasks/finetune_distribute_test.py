@@ -34,7 +34,7 @@ class MirroredFinetuneTest(absltest.TestCase):
         keras.utils.set_random_seed(0)
         # No dropout anywhere: replicas would draw other masks than one device.
         checkpoint = os.path.join(root, "lm.keras")
-        GPT1CausalLM.from_preset("gpt1_tiny", dropout=0.0).save(checkpoint)
+        GPT1CausalLM.from_architecture("gpt1_tiny", dropout=0.0).save(checkpoint)
         data = os.path.join(root, "data")
         os.makedirs(data, exist_ok=True)
         for name, n in (("train.tsv", 8), ("dev.tsv", 4)):

@@ -138,7 +138,7 @@ class FinetuneTest(absltest.TestCase):
         # default test tmpdir.
         cls.checkpoint = os.path.join(
             tempfile.mkdtemp(dir=absltest.get_default_test_tmpdir()), "lm.keras")
-        GPT1CausalLM.from_preset("gpt1_tiny").save(cls.checkpoint)
+        GPT1CausalLM.from_architecture("gpt1_tiny").save(cls.checkpoint)
 
     def _config(self, task, data_dir, **kwargs):
         base = dict(task=task, data_dir=data_dir, output_dir=self.create_tempdir().full_path,
@@ -292,7 +292,7 @@ class FinetuneTest(absltest.TestCase):
 
     def test_lstm_baseline(self):
         lstm_checkpoint = os.path.join(self.create_tempdir().full_path, "lstm.keras")
-        GPT1CausalLM.from_preset("lstm_tiny").save(lstm_checkpoint)
+        GPT1CausalLM.from_architecture("lstm_tiny").save(lstm_checkpoint)
         pretrained = keras.saving.load_model(lstm_checkpoint).backbone
         self.assertIsInstance(pretrained, LSTMBackbone)
 
@@ -351,7 +351,7 @@ class FinetuneTest(absltest.TestCase):
                                                 preset="gpt1_tiny"))
         self.assertIsInstance(scratch, LSTMBackbone)
         self.assertEqual(scratch.get_config() | {"name": None},
-                         LSTMBackbone.from_preset("lstm_tiny").get_config() | {"name": None})
+                         LSTMBackbone.from_architecture("lstm_tiny").get_config() | {"name": None})
         self.assertFalse(same(scratch.token_embedding, pretrained.token_embedding))
         with self.assertRaisesRegex(ConfigError, "preset: .*'gpt1' has no counterpart"):
             build_backbone(FinetuneConfig(data_dir="d", output_dir="o", no_pretraining=True,

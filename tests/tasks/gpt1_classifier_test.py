@@ -193,7 +193,7 @@ class RawStringsTest(test_case.TestCase):
 
         preprocessor = GPT1ClassifierPreprocessor(GPT1Tokenizer(), "classification",
                                                   sequence_length=16)
-        model = GPT1Classifier(GPT1Backbone.from_preset("gpt1_tiny"), num_classes=2,
+        model = GPT1Classifier(GPT1Backbone.from_architecture("gpt1_tiny"), num_classes=2,
                                preprocessor=preprocessor)
         model.compile(optimizer=keras.optimizers.Adam(3e-3))
         x = ["a great movie", "dull and boring", "loved it", "awful"] * 2

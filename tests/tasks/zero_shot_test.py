@@ -20,7 +20,7 @@ class ZeroShotTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         keras.utils.set_random_seed(0)
-        cls.lm = GPT1CausalLM.from_preset(
+        cls.lm = GPT1CausalLM.from_architecture(
             "gpt1_tiny", vocabulary_size=60, max_sequence_length=12, dropout=0.0)
         cls.tok = DigitTokenizer()
 

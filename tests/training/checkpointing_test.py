@@ -22,7 +22,7 @@ _Y = np.arange(1, 17, dtype="int32").reshape(2, 8)
 
 def _trained_lm(seed, steps):
     keras.utils.set_random_seed(seed)
-    lm = GPT1CausalLM.from_preset("gpt1_tiny", num_layers=1)
+    lm = GPT1CausalLM.from_architecture("gpt1_tiny", num_layers=1)
     lm.compile(optimizer=optimizers.build_optimizer(1e-3))
     lm.optimizer.build(lm.trainable_variables)
     for _ in range(steps):
@@ -106,7 +106,7 @@ class CheckpointManagerTest(absltest.TestCase):
         lm = _trained_lm(0, steps=1)
         self.manager.save(1, lm, lm.optimizer)
         keras.utils.set_random_seed(0)
-        bigger = GPT1CausalLM.from_preset("gpt1_tiny", num_layers=2)
+        bigger = GPT1CausalLM.from_architecture("gpt1_tiny", num_layers=2)
         bigger.compile(optimizer=optimizers.build_optimizer(1e-3))
         bigger.optimizer.build(bigger.trainable_variables)
         with self.assertRaisesRegex(checkpointing.IncompatibleCheckpointError,

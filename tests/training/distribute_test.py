@@ -41,7 +41,7 @@ def _dataset_fn(input_context):
 def _build_model():
     keras.utils.set_random_seed(0)
     # No dropout: replicas would draw different masks than the single device.
-    return GPT1CausalLM.from_preset("gpt1_tiny", num_layers=1, max_sequence_length=_T,
+    return GPT1CausalLM.from_architecture("gpt1_tiny", num_layers=1, max_sequence_length=_T,
                                     dropout=0.0)
 
 

@@ -35,7 +35,7 @@ def dataset_fn(input_context):
 
 def build_model():
     keras.utils.set_random_seed(0)
-    return GPT1CausalLM.from_preset("gpt1_tiny", num_layers=1, max_sequence_length=_T)
+    return GPT1CausalLM.from_architecture("gpt1_tiny", num_layers=1, max_sequence_length=_T)
 
 
 def main(model_dir, weights_path):

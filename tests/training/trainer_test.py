@@ -33,7 +33,7 @@ def _dataset_fn(input_context):
 
 def _build_model(dropout=0.1):
     keras.utils.set_random_seed(0)
-    return GPT1CausalLM.from_preset("gpt1_tiny", num_layers=1, max_sequence_length=_T,
+    return GPT1CausalLM.from_architecture("gpt1_tiny", num_layers=1, max_sequence_length=_T,
                                     dropout=dropout)
 
 
