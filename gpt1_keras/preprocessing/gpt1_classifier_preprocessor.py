@@ -19,7 +19,7 @@ class GPT1ClassifierPreprocessor(keras.layers.Layer):
     classifier carries it (so `fit`/`evaluate`/`predict` accept raw strings and
     `model.keras` holds it), and the SavedModel export wraps it. A TensorFlow
     preprocessing layer (like keras-hub's), usable with every Keras backend.
-    The layouts are `packing.task_inputs`'s:
+    The layouts are `packing.head_inputs`'s:
 
     | `head` | `x` (a batch) |
     | --- | --- |
@@ -63,9 +63,9 @@ class GPT1ClassifierPreprocessor(keras.layers.Layer):
 
     def __init__(self, tokenizer, head="classification", sequence_length=512,
                  label_names=None, **kwargs):
-        if head not in packing.TASKS:
+        if head not in packing.HEADS:
             raise ValueError(
-                f"`head` must be one of {packing.TASKS}. Received: head={head!r}"
+                f"`head` must be one of {packing.HEADS}. Received: head={head!r}"
             )
         if label_names is not None:
             label_names = tuple(str(n) for n in label_names)
@@ -100,7 +100,7 @@ class GPT1ClassifierPreprocessor(keras.layers.Layer):
         question = None
         if self.head == "multiple_choice" and len(fields) == 3:
             fields, question = [fields[0], fields[2]], fields[1]
-        inputs = packing.task_inputs(
+        inputs = packing.head_inputs(
             self.tokenizer,
             self.head,
             fields[0],

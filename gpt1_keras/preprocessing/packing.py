@@ -1,17 +1,18 @@
-"""GPT-1's task input transforms (paper Figure 1) as TensorFlow ops.
+"""GPT-1's input transforms per head type (paper Figure 1) as TensorFlow ops.
 
-TensorFlow-only module. Every task turns its texts into sequences
+TensorFlow-only module. Every head type (`GPT1Classifier`'s `head`; "task"
+names a dataset in `gpt1_keras.tasks`) turns its texts into sequences
 
     [start] part_1 [delim] part_2 ... [delim] part_n [classify] [pad] ...
 
-| task | sequences per example | `token_ids` shape |
+| head | sequences per example | `token_ids` shape |
 | --- | --- | --- |
 | `"classification"` | `[start] text [classify]` | `[B, T]` |
 | `"entailment"` | `[start] premise [delim] hypothesis [classify]` | `[B, T]` |
 | `"similarity"` | `[start] a [delim] b [classify]`, then `[start] b [delim] a [classify]` | `[B, 2, T]` |
 | `"multiple_choice"` | per choice k: `[start] context question [delim] choice_k [classify]` | `[B, K, T]` |
 
-`task_inputs` returns `{"token_ids", "padding_mask"}`, both int32, of the
+`head_inputs` returns `{"token_ids", "padding_mask"}`, both int32, of the
 shapes above (`padding_mask` is 1 for real tokens). `GPT1ClassifierPreprocessor`
 is the layer over it, and the only way raw text reaches a `GPT1Classifier`:
 in fine-tuning, attached to the model, and in serving.
@@ -30,7 +31,10 @@ empty classification input).
 
 import tensorflow as tf
 
-TASKS = ("classification", "entailment", "similarity", "multiple_choice")
+HEADS = ("classification", "entailment", "similarity", "multiple_choice")
+# Deprecated: the old name of `HEADS`, kept while `gpt1_keras.data.task_dataset`
+# imports it.
+TASKS = HEADS
 
 
 @tf.autograph.experimental.do_not_convert
@@ -178,9 +182,9 @@ def _pack(
     return token_ids, padding_mask
 
 
-def task_inputs(
+def head_inputs(
     tokenizer,
-    task,
+    head,
     text_a,
     text_b=None,
     question=None,
@@ -193,8 +197,8 @@ def task_inputs(
             tensor `[N]` it returns an int `tf.RaggedTensor` `[N, None]`; it
             has `start_token_id`, `delimiter_token_id`, `classify_token_id`
             and `pad_token_id`.
-        task: one of `"classification"`, `"entailment"`, `"similarity"`,
-            `"multiple_choice"`.
+        head: the input layout, one of `HEADS`: `"classification"`,
+            `"entailment"`, `"similarity"`, `"multiple_choice"`.
         text_a: string `[B]`: the text, premise, first sentence, or
             multiple-choice context.
         text_b: string `[B]` (hypothesis, second sentence) or, for multiple
@@ -208,21 +212,21 @@ def task_inputs(
         (similarity) or `[B, K, T]` (multiple choice).
 
     Example:
-    >>> x = task_inputs(GPT1Tokenizer(), "entailment",
+    >>> x = head_inputs(GPT1Tokenizer(), "entailment",
     ...                 tf.constant(["a man sleeps ."]),
     ...                 tf.constant(["a person rests ."]), sequence_length=16)
     """
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}. Received: {task!r}")
-    num_specials = 2 if task == "classification" else 3
+    if head not in HEADS:
+        raise ValueError(f"`head` must be one of {HEADS}. Received: head={head!r}")
+    num_specials = 2 if head == "classification" else 3
     if sequence_length < num_specials:
         raise ValueError(
             f"`sequence_length` must hold the {num_specials} special tokens "
-            f"of {task!r}. Received: sequence_length={sequence_length}"
+            f"of {head!r}. Received: sequence_length={sequence_length}"
         )
-    if task != "classification" and text_b is None:
-        raise ValueError(f"The {task!r} task needs `text_b`.")
-    if question is not None and task != "multiple_choice":
+    if head != "classification" and text_b is None:
+        raise ValueError(f"The {head!r} head needs `text_b`.")
+    if question is not None and head != "multiple_choice":
         raise ValueError("`question` is only used by 'multiple_choice'.")
     ids = {
         name: getattr(tokenizer, name)
@@ -252,13 +256,13 @@ def task_inputs(
         token_ids, padding_mask = pack_segments(parts, sequence_length, **ids)
         return {"token_ids": token_ids, "padding_mask": padding_mask}
 
-    if task == "classification":
+    if head == "classification":
         (a,) = tokenize(text_a)
         return pack([[a]])
-    if task == "entailment":
+    if head == "entailment":
         a, b = tokenize(text_a, text_b)
         return pack([[a], [b]])
-    if task == "similarity":
+    if head == "similarity":
         a, b = tokenize(text_a, text_b)
         # Trim the pair once so both orders hold the same tokens.
         lengths = tf.stack([a.row_lengths(), b.row_lengths()], axis=-1)
@@ -286,3 +290,8 @@ def task_inputs(
         k: tf.reshape(v, [-1, num_choices, sequence_length])
         for k, v in x.items()
     }
+
+
+# Deprecated: the old name of `head_inputs`, kept while
+# `gpt1_keras.data.task_dataset` re-exports it.
+task_inputs = head_inputs

@@ -60,6 +60,17 @@ class GPT1ClassifierPreprocessorTest(absltest.TestCase):
         with self.assertRaisesRegex(ValueError, "at least 2 names"):
             GPT1ClassifierPreprocessor(FakeTokenizer(), label_names=["only"])
 
+    def test_head_names(self):
+        from gpt1_keras.preprocessing import packing
+
+        self.assertEqual(packing.HEADS, ("classification", "entailment", "similarity",
+                                         "multiple_choice"))
+        self.assertIs(packing.TASKS, packing.HEADS)  # deprecated alias
+        with self.assertRaisesRegex(ValueError, "`head` must be one of .*head='ranking'"):
+            packing.head_inputs(FakeTokenizer(), "ranking", tf.constant(["1"]))
+        with self.assertRaisesRegex(ValueError, "The 'entailment' head needs `text_b`"):
+            packing.head_inputs(FakeTokenizer(), "entailment", tf.constant(["1"]))
+
     def test_config_round_trip_keeps_label_names(self):
         from gpt1_keras.tokenizers import GPT1Tokenizer
 
