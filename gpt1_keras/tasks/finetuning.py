@@ -316,7 +316,7 @@ def _batches(examples, task, batch_size, config, training=False, input_context=N
     from gpt1_keras.data.task_dataset import task_batches
 
     num_classes = task.num_classes if task.num_classes and task.num_classes > 1 else None
-    return task_batches(examples.columns(), task.model_task, batch_size=batch_size,
+    return task_batches(examples.columns(), task.head, batch_size=batch_size,
                         regression=task.regression, num_classes=num_classes,
                         shuffle=training, seed=config.seed, repeat=training,
                         input_context=input_context)

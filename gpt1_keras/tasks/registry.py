@@ -4,7 +4,7 @@
 returns `Examples`. `data_dir` is the task's own folder (e.g. `glue_data/MRPC`,
 `snli_1.0`, `SciTailV1.1/snli_format`, `RACE`, the Story Cloze folder).
 
-| task | model task | files | metric(s) |
+| task | head | files | metric(s) |
 | --- | --- | --- | --- |
 | cola | classification | train/dev.tsv (no header), test.tsv | Matthews corr. |
 | sst2 | classification | train/dev/test.tsv | accuracy |
@@ -67,7 +67,10 @@ class TaskSpec:
 
     Attributes:
         name: the `--task` name.
-        model_task: the `GPT1Classifier` task (`"classification"`, ...).
+        head: the model's head type, `GPT1Classifier(head=...)` and
+            `GPT1ClassifierPreprocessor(head=...)` (`"classification"`,
+            `"entailment"`, `"similarity"` or `"multiple_choice"`); "task"
+            is the dataset itself.
         labels: the label strings, class index = position (the answer names
             for multiple choice); `None` for regression.
         metrics: metric names (`gpt1_keras.tasks.metrics`), the first is the
@@ -76,10 +79,15 @@ class TaskSpec:
     """
 
     name: str
-    model_task: str
+    head: str
     labels: tuple | None
     metrics: tuple
     splits: tuple
+
+    @property
+    def model_task(self):
+        """Deprecated name of `head`."""
+        return self.head
 
     @property
     def regression(self):
@@ -88,7 +96,7 @@ class TaskSpec:
     @property
     def num_classes(self):
         """`GPT1Classifier`'s `num_classes` (None for multiple choice, 1 for regression)."""
-        if self.model_task == "multiple_choice":
+        if self.head == "multiple_choice":
             return None
         return 1 if self.regression else len(self.labels)
 
@@ -234,26 +242,26 @@ TASKS = {
 }
 
 
-def csv_task(text_columns, label_column, labels, model_task=None, delimiter=",",
+def csv_task(text_columns, label_column, labels, head=None, delimiter=",",
              train="train.csv", dev="dev.csv", test="test.csv", metrics=("accuracy",)):
     """A `TaskSpec` for user CSV files (`--task=csv`).
 
     Args:
         text_columns: one text column (classification) or two (entailment by
-            default; `model_task="similarity"` for symmetric pairs).
+            default; `head="similarity"` for symmetric pairs).
         label_column: the label column.
         labels: the label strings (class index = position).
-        model_task: overrides the model task chosen from the column count.
+        head: overrides the head type chosen from the column count.
         delimiter: the field separator (`"\\t"` for TSV).
         train, dev, test: file names under `data_dir` (`test` may lack labels
             and may be absent).
         metrics: metric names.
     """
     text_columns = tuple(text_columns)
-    model_task = model_task or ("classification" if len(text_columns) == 1 else "entailment")
-    if (model_task == "classification") != (len(text_columns) == 1):
+    head = head or ("classification" if len(text_columns) == 1 else "entailment")
+    if (head == "classification") != (len(text_columns) == 1):
         raise ValueError(
-            f"model_task={model_task!r} does not fit {len(text_columns)} text column(s) "
+            f"head={head!r} does not fit {len(text_columns)} text column(s) "
             f"{list(text_columns)}."
         )
     if len(labels) < 2:
@@ -264,7 +272,7 @@ def csv_task(text_columns, label_column, labels, model_task=None, delimiter=",",
             read_csv_examples, text_columns=text_columns, label_column=label_column,
             labels=tuple(labels), delimiter=delimiter, require_labels=require_labels)
 
-    return TaskSpec("csv", model_task, tuple(labels), tuple(metrics), (
+    return TaskSpec("csv", head, tuple(labels), tuple(metrics), (
         Split("train", (train,), reader(True)),
         Split("dev", (dev,), reader(True)),
         Split("test", (test,), reader(False), labelled=False, submission="csv.tsv"),

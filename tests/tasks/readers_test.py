@@ -62,7 +62,7 @@ class GlueTest(absltest.TestCase):
         self.assertIsNone(test.labels)
         self.assertEqual(test.ids, ["0", "1"])
         self.assertEqual(test.text_a[1], 'He said "hi".')  # quotes are not quoting
-        self.assertEqual((task.model_task, task.metrics[0]), ("classification",
+        self.assertEqual((task.head, task.metrics[0]), ("classification",
                                                              "matthews_corrcoef"))
 
     def test_sst2_mrpc_qqp_stsb_qnli_rte(self):
@@ -76,7 +76,8 @@ class GlueTest(absltest.TestCase):
         x = get_task("mrpc").read(os.path.join(self.dir, "mrpc"), "dev")
         self.assertEqual((x.text_a, x.text_b, x.labels),
                          (["He said so ."], ["So he said ."], [1]))
-        self.assertEqual(get_task("mrpc").model_task, "similarity")
+        self.assertEqual(get_task("mrpc").head, "similarity")
+        self.assertEqual(get_task("mrpc").model_task, "similarity")  # the deprecated name
 
         _write(self.dir, "qqp/train.tsv", _tsv(
             ("id", "qid1", "qid2", "question1", "question2", "is_duplicate"),
@@ -197,7 +198,7 @@ class OfficialDevFormatsTest(absltest.TestCase):
 
     def test_wnli_registered_with_test_split(self):
         task = get_task("wnli")
-        self.assertEqual((task.labels, task.model_task, task.metrics[0]),
+        self.assertEqual((task.labels, task.head, task.metrics[0]),
                          (("0", "1"), "entailment", "accuracy"))
         _write(self.dir, "test.tsv", _tsv(("index", "sentence1", "sentence2"),
                                           ("0", "P.", "H.")))
@@ -357,8 +358,8 @@ class CsvTaskTest(absltest.TestCase):
             task.read(d, "dev")
         with self.assertRaisesRegex(DataError, r"train.csv:1: the header lacks .*'title'"):
             csv_task(["title", "review"], "stars", labels).read(d, "train")
-        with self.assertRaisesRegex(ValueError, "does not fit 1 text column"):
-            csv_task(["review"], "stars", labels, model_task="entailment")
+        with self.assertRaisesRegex(ValueError, "head='entailment' does not fit 1 text column"):
+            csv_task(["review"], "stars", labels, head="entailment")
 
 
 if __name__ == "__main__":

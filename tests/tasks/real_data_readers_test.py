@@ -124,7 +124,7 @@ class GlueRealFilesTest(absltest.TestCase):
 
     def test_wnli(self):
         x = self._pair_task("wnli", "WNLI", {"0", "1"})
-        self.assertEqual(get_task("wnli").model_task, "entailment")
+        self.assertEqual(get_task("wnli").head, "entailment")
         self.assertBetween(sum(x.labels) / len(x), 0.45, 0.55)  # 312 of 635 entailed
 
     def test_stsb_ten_columns_score_last(self):
