@@ -352,30 +352,7 @@ def mcnemar(task, data, run_a, run_b):
 def checkpoint_steps(checkpoints):
     from gpt1_keras.training.checkpointing import CheckpointManager
 
-    return CheckpointManager(checkpoints).steps() if checkpoints else []
-
-
-def load_checkpoint_weights(lm, checkpoints, step):
-    """Assigns the model variables of `ckpt-<step>` (the trainer's `model/<i>` arrays,
-    in `model.variables` order) to `lm`, a model of the same class (the run's own
-    `model.keras`), after checking the sidecar's shapes and the file's sha256."""
-    import numpy as np
-
-    from gpt1_keras.training.checkpointing import CheckpointManager
-
-    npz, sidecar_path = CheckpointManager(checkpoints).paths(step)
-    sidecar = _read_json(sidecar_path)
-    with open(npz, "rb") as f:
-        if hashlib.sha256(f.read()).hexdigest() != sidecar.get("sha256"):
-            raise DriverError(f"{npz}: sha256 mismatch (corrupt checkpoint)")
-    shapes = [shape for _, shape in sidecar["model_variables"]]
-    variables = list(lm.variables)
-    if shapes != [list(v.shape) for v in variables]:
-        raise DriverError(f"{npz} holds other model variables than {checkpoints}/../"
-                          "model.keras; is it the same run?")
-    with np.load(npz) as data:
-        for i, v in enumerate(variables):
-            v.assign(data[f"model/{i}"])
+    return CheckpointManager(checkpoints, is_chief=False).steps() if checkpoints else []
 
 
 def zero_shot_curve(runner, arch, model_path, checkpoints, dirs, examples):
@@ -384,6 +361,7 @@ def zero_shot_curve(runner, arch, model_path, checkpoints, dirs, examples):
     from gpt1_keras.models import GPT1CausalLM
     from gpt1_keras.saving import load_model_file
     from gpt1_keras.tasks.predictions import write_metrics
+    from gpt1_keras.training.checkpointing import CheckpointManager
 
     curve = {name: [] for name, _, _ in _ZERO_SHOT}
     lm = None
@@ -396,7 +374,7 @@ def zero_shot_curve(runner, arch, model_path, checkpoints, dirs, examples):
                 if lm is None:
                     lm = load_model_file(model_path, expected=GPT1CausalLM, what=model_path)
                 if not loaded:
-                    load_checkpoint_weights(lm, checkpoints, step)
+                    CheckpointManager(checkpoints, is_chief=False).restore_model_weights(step, lm)
                     loaded = True
                 print(f"zero-shot {arch} step {step} {name}", flush=True)
                 data = _WINOGRAD.value if name == "winograd" else dirs[task]

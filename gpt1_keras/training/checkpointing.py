@@ -244,16 +244,8 @@ class CheckpointManager:
 
     # -- restore -------------------------------------------------------------------
 
-    def read(self, step, model, optimizer):
-        """Verifies the checkpoint at `step` against the files and the model.
-
-        Returns:
-            `(sidecar, arrays)` ready for `assign`.
-
-        Raises:
-            CheckpointError: missing, truncated or corrupt files.
-            IncompatibleCheckpointError: the variables differ from the model's.
-        """
+    def _verified(self, step):
+        """`(sidecar, arrays)` of the checkpoint at `step` once its files check out."""
         npz_path, sidecar_path = self.paths(step)
         try:
             with open(sidecar_path) as f:
@@ -270,6 +262,25 @@ class CheckpointManager:
             )
         if _sha256(npz_path) != sidecar.get("sha256"):
             raise CheckpointError(f"{npz_path}: sha256 mismatch (corrupt)")
+        try:
+            with np.load(npz_path) as data:
+                arrays = {key: data[key] for key in data.files}
+        except Exception as e:  # zipfile/pickle/format errors all mean "corrupt".
+            raise CheckpointError(f"{npz_path}: unreadable ({e})") from e
+        return sidecar, arrays
+
+    def read(self, step, model, optimizer):
+        """Verifies the checkpoint at `step` against the files and the model.
+
+        Returns:
+            `(sidecar, arrays)` ready for `assign`.
+
+        Raises:
+            CheckpointError: missing, truncated or corrupt files.
+            IncompatibleCheckpointError: the variables differ from the model's.
+        """
+        sidecar, arrays = self._verified(step)
+        npz_path = self.paths(step)[0]
         model_vars, optimizer_vars = _training_state(model, optimizer)
         for kind, variables in (
             ("model_variables", model_vars),
@@ -283,15 +294,42 @@ class CheckpointManager:
                     f"(first difference: {_first_difference(stored, expected)}). "
                     "Use a new model directory for a different model or optimizer."
                 )
-        try:
-            with np.load(npz_path) as data:
-                arrays = {key: data[key] for key in data.files}
-        except Exception as e:  # zipfile/pickle/format errors all mean "corrupt".
-            raise CheckpointError(f"{npz_path}: unreadable ({e})") from e
         if len(arrays) != len(model_vars) + len(optimizer_vars):
             raise CheckpointError(f"{npz_path}: {len(arrays)} arrays, expected "
                                   f"{len(model_vars) + len(optimizer_vars)}")
         return sidecar, arrays
+
+    def restore_model_weights(self, step, model):
+        """Loads only the model's variables of the checkpoint at `step`.
+
+        For evaluating a model as it was along training (e.g. zero-shot scores
+        per checkpoint) without building its optimizer. `model` is the run's
+        architecture (e.g. its `model.keras`); the variables are matched by order
+        and shape, not by path, so a model built by a later version of this
+        library whose layers are named differently still loads.
+
+        Returns:
+            The checkpoint's sidecar dict.
+
+        Raises:
+            CheckpointError: missing, truncated or corrupt files.
+            IncompatibleCheckpointError: the model's variables have other shapes or
+                another count than the checkpoint's.
+        """
+        sidecar, arrays = self._verified(step)
+        npz_path = self.paths(step)[0]
+        variables = list(model.variables)  # the trainer's order (`_training_state`)
+        stored = [shape for _, shape in sidecar.get("model_variables", [])]
+        expected = [list(v.shape) for v in variables]
+        if stored != expected:
+            raise IncompatibleCheckpointError(
+                f"{npz_path} holds model variables of other shapes than the model "
+                f"(first difference: {_first_difference(stored, expected)}); is it "
+                "a checkpoint of this model's run?"
+            )
+        for i, v in enumerate(variables):
+            v.assign(arrays[f"model/{i}"])
+        return sidecar
 
     def restore(self, step, model, optimizer):
         """Loads the checkpoint at `step` into `model` and `optimizer` (built)."""

@@ -113,6 +113,28 @@ class CheckpointManagerTest(absltest.TestCase):
                                     "different model variables"):
             self.manager.restore_latest(bigger, bigger.optimizer)
 
+    def test_restore_model_weights_needs_no_optimizer(self):
+        lm = _trained_lm(0, steps=2)
+        self.manager.save(2, lm, lm.optimizer)
+        keras.utils.set_random_seed(1)
+        fresh = GPT1CausalLM.from_architecture("gpt1_tiny", num_layers=1)  # no optimizer
+        reader = checkpointing.CheckpointManager(self.dir, is_chief=False)
+        self.assertEqual(reader.restore_model_weights(2, fresh)["step"], 2)
+        for a, b in zip(lm.variables, fresh.variables):
+            np.testing.assert_array_equal(ops.convert_to_numpy(a), ops.convert_to_numpy(b))
+        np.testing.assert_allclose(ops.convert_to_numpy(fresh(_X)),
+                                   ops.convert_to_numpy(lm(_X)), rtol=0, atol=0)
+        bigger = GPT1CausalLM.from_architecture("gpt1_tiny", num_layers=2)
+        with self.assertRaisesRegex(checkpointing.IncompatibleCheckpointError,
+                                    "other shapes than the model"):
+            reader.restore_model_weights(2, bigger)
+        npz = self.manager.paths(2)[0]
+        with open(npz, "r+b") as f:
+            f.seek(100)
+            f.write(b"garbage!")
+        with self.assertRaisesRegex(checkpointing.CheckpointError, "sha256 mismatch"):
+            reader.restore_model_weights(2, fresh)
+
     def test_refuses_to_save_non_finite_weights(self):
         lm = _trained_lm(0, steps=1)
         self.manager.save(1, lm, lm.optimizer)
