@@ -16,51 +16,46 @@ for multiple choice) or float32 with `regression=True`.
 import tensorflow as tf
 
 from gpt1_keras.preprocessing.gpt1_classifier_preprocessor import GPT1ClassifierPreprocessor
-from gpt1_keras.preprocessing.packing import TASKS
+from gpt1_keras.preprocessing.packing import HEADS
 from gpt1_keras.preprocessing.packing import pack_segments  # noqa: F401  (re-exported)
 from gpt1_keras.preprocessing.packing import task_inputs  # noqa: F401  (re-exported)
 from gpt1_keras.preprocessing.packing import trim_longest_first  # noqa: F401  (re-exported)
 
 AUTOTUNE = tf.data.AUTOTUNE
+# Deprecated: the old name of `HEADS` (the head types), kept for
+# `gpt1_keras.data.TASKS`.
+TASKS = HEADS
 
 
-def make_task_dataset(
-    examples,
-    tokenizer,
-    task,
-    sequence_length=512,
-    batch_size=32,
-    regression=False,
-    num_classes=None,
-    shuffle=False,
-    seed=None,
-    shuffle_buffer_size=10_000,
-    repeat=False,
-    drop_remainder=False,
-    input_context=None,
-):
-    """Builds a fine-tuning dataset of `(x, y)` for a GPT-1 task.
+def make_task_dataset(examples, tokenizer, head, sequence_length=512, **kwargs):
+    """Builds a fine-tuning dataset of `(x, y)` for a GPT-1 head.
 
-    `task_batches(...)` mapped with a `GPT1ClassifierPreprocessor(tokenizer,
-    task, sequence_length)`; see `task_batches` for the arguments.
+    `task_batches(examples, head, **kwargs)` mapped with a
+    `GPT1ClassifierPreprocessor(tokenizer, head, sequence_length)`.
+
+    Args:
+        examples: as in `task_batches`.
+        tokenizer: e.g. `GPT1Tokenizer()`.
+        head: one of `HEADS`.
+        sequence_length: tokens per packed sequence.
+        **kwargs: the rest of `task_batches`' arguments (`batch_size`,
+            `regression`, `num_classes`, `shuffle`, `seed`,
+            `shuffle_buffer_size`, `repeat`, `drop_remainder`,
+            `input_context`).
 
     Example:
     >>> examples = (["a good movie", "boring"], [1, 0])
     >>> ds = make_task_dataset(examples, GPT1Tokenizer(), "classification",
     ...                        sequence_length=64, batch_size=2)
     """
-    ds = task_batches(  # Checks `task` and the examples first.
-        examples, task, batch_size=batch_size, regression=regression,
-        num_classes=num_classes, shuffle=shuffle, seed=seed,
-        shuffle_buffer_size=shuffle_buffer_size, repeat=repeat,
-        drop_remainder=drop_remainder, input_context=input_context)
-    preprocessor = GPT1ClassifierPreprocessor(tokenizer, task, sequence_length)
+    ds = task_batches(examples, head, **kwargs)  # Checks `head` and the examples first.
+    preprocessor = GPT1ClassifierPreprocessor(tokenizer, head, sequence_length)
     return ds.map(preprocessor, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
 def task_batches(
     examples,
-    task,
+    head,
     batch_size=32,
     regression=False,
     num_classes=None,
@@ -71,7 +66,7 @@ def task_batches(
     drop_remainder=False,
     input_context=None,
 ):
-    """Raw `(x, y)` batches for a `GPT1ClassifierPreprocessor` of `task`.
+    """Raw `(x, y)` batches for a `GPT1ClassifierPreprocessor` of `head`.
 
     Args:
         examples: a `tf.data.Dataset` of tuples, or a tuple of equally long
@@ -81,7 +76,9 @@ def task_batches(
             takes `(context, choices, label)` with `choices` a `[K]` string
             vector (same K for all examples) or
             `(context, question, choices, label)`.
-        task: one of `TASKS`.
+        head: the model's head type, one of `HEADS`; it fixes the example
+            layout (`"classification"`, `"entailment"`, `"similarity"`,
+            `"multiple_choice"`).
         batch_size: the global batch size. With `input_context`, each replica
             gets `input_context.get_per_replica_batch_size(batch_size)`.
         regression: float32 labels (e.g. STS-B) instead of int32 classes.
@@ -101,19 +98,19 @@ def task_batches(
         int32 (float32 with `regression`).
 
     Raises:
-        ValueError: an unknown task, or examples of the wrong structure or
+        ValueError: an unknown head, or examples of the wrong structure or
             dtype (the message names the field). Bad labels (negative, out of
             range, or a non-empty `text_b` for classification) raise
             `tf.errors.InvalidArgumentError` when iterated.
     """
-    if task not in TASKS:
-        raise ValueError(f"`task` must be one of {TASKS}. Received: {task!r}")
-    if regression and task == "multiple_choice":
+    if head not in HEADS:
+        raise ValueError(f"`head` must be one of {HEADS}. Received: head={head!r}")
+    if regression and head == "multiple_choice":
         raise ValueError("`regression` does not apply to 'multiple_choice'.")
     if not isinstance(examples, tf.data.Dataset):
         examples = tf.data.Dataset.from_tensor_slices(tuple(examples))
-    fields = _field_names(task, examples.element_spec)
-    _check_spec(task, fields, examples.element_spec, regression)
+    fields = _field_names(head, examples.element_spec)
+    _check_spec(head, fields, examples.element_spec, regression)
     examples = examples.map(lambda *e: dict(zip(fields, e)))
 
     if input_context is not None:
@@ -133,25 +130,25 @@ def task_batches(
         label = batch["label"]
         if not regression:
             checks.append(tf.debugging.assert_non_negative(
-                label, message=f"{task}: `label` must be >= 0"))
+                label, message=f"{head}: `label` must be >= 0"))
             if num_classes is not None:
                 checks.append(tf.debugging.assert_less(
                     tf.cast(label, tf.int64),
                     tf.constant(num_classes, tf.int64),
-                    message=f"{task}: `label` must be < num_classes="
+                    message=f"{head}: `label` must be < num_classes="
                             f"{num_classes}"))
-            if task == "multiple_choice":
+            if head == "multiple_choice":
                 checks.append(tf.debugging.assert_less(
                     tf.cast(label, tf.int32), tf.shape(batch["text_b"])[1],
                     message="multiple_choice: `label` must index a choice"))
-        if task == "classification" and "text_b" in batch:
+        if head == "classification" and "text_b" in batch:
             checks.append(tf.debugging.assert_equal(
                 tf.strings.length(batch["text_b"]), 0,
                 message="classification takes one text: `text_b` must be "
-                        "empty (use task='entailment' for pairs)"))
+                        "empty (use head='entailment' for pairs)"))
         with tf.control_dependencies(checks):
             y = tf.cast(label, tf.float32 if regression else tf.int32)
-            if task == "classification":
+            if head == "classification":
                 return tf.identity(batch["text_a"]), y
             names = [f for f in fields if f not in ("label",)]
             return tuple(tf.identity(batch[f]) for f in names), y
@@ -160,7 +157,7 @@ def task_batches(
     return ds.map(checked, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
-def _field_names(task, spec):
+def _field_names(head, spec):
     size = len(spec) if isinstance(spec, tuple) else 1
     layouts = {
         "classification": {2: ("text_a", "label"),
@@ -169,22 +166,22 @@ def _field_names(task, spec):
         "similarity": {3: ("text_a", "text_b", "label")},
         "multiple_choice": {3: ("text_a", "text_b", "label"),
                             4: ("text_a", "question", "text_b", "label")},
-    }[task]
+    }[head]
     if not isinstance(spec, tuple) or size not in layouts:
         expected = " or ".join(
             "(" + ", ".join(f) + ")" for f in layouts.values())
         raise ValueError(
-            f"{task!r} examples must be tuples {expected}. "
+            f"{head!r} examples must be tuples {expected}. "
             f"Received element_spec={spec}"
         )
     return layouts[size]
 
 
-def _check_spec(task, fields, spec, regression):
+def _check_spec(head, fields, spec, regression):
     for name, field in zip(fields, spec):
         if not isinstance(field, tf.TensorSpec):
             raise ValueError(
-                f"{task}: `{name}` must be a dense tensor. Received: {field}"
+                f"{head}: `{name}` must be a dense tensor. Received: {field}"
             )
         if name == "label":
             # Regression takes float or integer scores; classes are integers.
@@ -193,13 +190,13 @@ def _check_spec(task, fields, spec, regression):
             if not ok or field.shape.rank != 0:
                 kind = "numeric" if regression else "integer (class id)"
                 raise ValueError(
-                    f"{task}: `label` must be a scalar {kind}; pass "
+                    f"{head}: `label` must be a scalar {kind}; pass "
                     f"regression=True for float scores. Received: {field}"
                 )
             continue
-        rank = 1 if (task == "multiple_choice" and name == "text_b") else 0
+        rank = 1 if (head == "multiple_choice" and name == "text_b") else 0
         if field.dtype != tf.string or field.shape.rank != rank:
             what = "a [K] vector of strings" if rank else "a scalar string"
             raise ValueError(
-                f"{task}: `{name}` must be {what}. Received: {field}"
+                f"{head}: `{name}` must be {what}. Received: {field}"
             )

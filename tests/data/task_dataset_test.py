@@ -190,7 +190,7 @@ class TaskInputsTest(tf.test.TestCase):
 
     def test_bad_structure_names_the_field(self):
         tok = FakeTokenizer()
-        with self.assertRaisesRegex(ValueError, "`task` must be one of .*'translation'"):
+        with self.assertRaisesRegex(ValueError, "`head` must be one of .*head='translation'"):
             task_dataset.make_task_dataset((["a"], [0]), tok, "translation")
         with self.assertRaisesRegex(ValueError, "entailment.*text_a, text_b"):
             task_dataset.make_task_dataset((["a"], [0]), tok, "entailment")
@@ -214,9 +214,9 @@ class TaskInputsTest(tf.test.TestCase):
              "index a choice"),
             ((["1"], ["2"], [0]), "classification", {}, "text_b` must be"),
         ]
-        for examples, task, kwargs, message in cases:
+        for examples, head, kwargs, message in cases:
             ds = task_dataset.make_task_dataset(
-                examples, tok, task, sequence_length=8, batch_size=1,
+                examples, tok, head, sequence_length=8, batch_size=1,
                 **kwargs)
             with self.assertRaisesRegex(tf.errors.InvalidArgumentError,
                                         message):
