@@ -1,54 +1,74 @@
-import collections
 import functools
-import numbers
+import itertools
 
 import keras
+import keras_hub
 import numpy as np
 from keras import ops
+from keras_hub.src.samplers.sampler import Sampler
+from keras_hub.src.utils.python_utils import classproperty
+from keras_hub.src.utils.tensor_utils import any_equal
 
 from gpt1_keras.layers.next_token_log_probs import next_token_log_probs
 from gpt1_keras.models.architectures import build_backbone
 from gpt1_keras.models.gpt1_presets import preset_architecture
 
-# Logit given to tokens that top-k / top-p filter out: finite, so that every
-# backend's categorical sampler gives them exactly zero probability.
-_FILTERED_LOGIT = -1e9
-_STRATEGIES = ("greedy", "sample")
-
-# The settings one compiled generation function is specialised for.
-_Sampler = collections.namedtuple(
-    "_Sampler", ["strategy", "temperature", "top_k", "top_p", "use_cache"]
-)
-
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
-class GPT1CausalLM(keras.Model):
+class GPT1CausalLM(keras_hub.models.CausalLM):
     """GPT-1 language model: a `GPT1Backbone` (or the `LSTMBackbone` baseline) plus the tied LM head.
 
-    Logits are `hidden @ token_embedding^T` over the backbone's whole vocabulary
-    (tokens and special tokens; not over position rows as in the original code),
-    with no bias and no final LayerNorm.
+    A `keras_hub.models.CausalLM`: logits are `hidden @ token_embedding^T`
+    over the backbone's whole vocabulary (tokens and special tokens; not over
+    position rows as in the original code), with no bias and no final
+    LayerNorm.
 
     Trained with `fit` on `(x, y, sample_weight)` where `x` holds `token_ids` and
-    `padding_mask`, `y` the next tokens and `sample_weight` zeros on padding.
-    `compile()` with no arguments sets sparse cross-entropy from logits and a
-    weighted accuracy metric.
+    `padding_mask`, `y` the next tokens and `sample_weight` zeros on padding,
+    or on raw strings when a `GPT1CausalLMPreprocessor` is attached.
+    `compile()` with no arguments sets GPT-1's Adam, sparse cross-entropy from
+    logits, a weighted accuracy metric and keras-hub's default sampler.
+
+    Text generation is keras-hub's: `compile(sampler=...)` picks a
+    `keras_hub.samplers.Sampler` (`"greedy"`, `"top_k"`, `"top_p"`,
+    `"random"`, `"beam"`, `"contrastive"` or an instance), and
+    `generate(inputs, max_length)` decodes strings to strings with the
+    preprocessor, or `{"token_ids", "padding_mask"}` to the same dict without
+    it. Decoding runs GPT-1's own cached loop (`generate_step`): the prompt is
+    prefilled once into the key/value cache (`call_with_cache()`), then one
+    position per step, with the sampler's `get_next_token()` choosing each
+    token; samplers that define their own loop (beam, contrastive) get the same
+    cached step as their `next` function. The loop is compiled once per
+    sampler, input shape and prompt-width bucket: `tf.function` on TensorFlow
+    (with XLA when `jit_compile=True` is passed to `compile()`; Keras' "auto"
+    leaves it off on CPU-only machines), `jax.jit` on JAX, eager under
+    `torch.no_grad()` on PyTorch.
+
+    Conventions (the same in `generate` and in the SavedModel `generate`
+    signature of `gpt1_keras.export`):
+
+    - Prompts are right-padded: every row keeps positions `0..n-1`, as when
+      run alone; greedy decoding equals recomputing the full sequence at every
+      step.
+    - GPT-1 has no end-of-text token (its LM was pretrained on raw text,
+      documents joined by newlines), so `stop_token_ids="auto"` means `None`:
+      every row is generated up to `max_length`. Pass e.g.
+      `stop_token_ids=[tokenizer.newline_token_id]` to stop at a line's end.
+    - Greedy is `GreedySampler` (argmax of the logits); `TopKSampler(k=1)`
+      gives the same tokens.
+    - An over-long prompt is cut from the left (its last tokens are kept) by
+      the preprocessor, leaving room for at least one new token; token-dict
+      inputs are never cut, and a buffer longer than the context is an error.
 
     Args:
         backbone: a `GPT1Backbone` (or the `LSTMBackbone` baseline).
+        preprocessor: optional `GPT1CausalLMPreprocessor` (strings in
+            `fit`/`predict`/`generate`), or `None`.
         **kwargs: `keras.Model` arguments.
 
     Call arguments (a dict):
         token_ids: int `(batch, length)` tensor.
         padding_mask: `(batch, length)` tensor, 1 for real tokens.
-
-    Text generation: `generate()` decodes with a key/value cache
-    (`call_with_cache()`), greedily or by sampling (temperature, top-k, top-p),
-    in a loop compiled once per setting and input shape: `jax.jit` on JAX,
-    `tf.function` on TensorFlow (with XLA when `jit_compile` is true: set
-    `lm.jit_compile = True`, as Keras' "auto" leaves XLA off on CPU-only machines;
-    XLA decodes faster there but compiles slower), eager under `torch.no_grad()`
-    on PyTorch.
 
     Example:
     ```python
@@ -56,47 +76,68 @@ class GPT1CausalLM(keras.Model):
     x = {"token_ids": np.array([[1, 2, 3]]), "padding_mask": np.array([[1, 1, 1]])}
     logits = lm(x)  # (1, 3, 40481)
     log_probs = lm.score(x["token_ids"], x["padding_mask"])  # (1, 3)
-    ids = lm.generate([[1, 2, 3], [4, 5]], max_new_tokens=8)  # 2 lists, 11 and 10 ids
+
+    # Token ids in, token ids out: a right-padded (batch, max_length) buffer.
+    lm.compile(sampler="greedy")
+    ids = np.zeros((2, 12), "int32"); ids[0, :3] = [1, 2, 3]; ids[1, :2] = [4, 5]
+    mask = ids > 0
+    out = lm.generate({"token_ids": ids, "padding_mask": mask})
+    out["token_ids"]  # (2, 12): each prompt continued to 12 tokens
+
+    # Strings in, strings out.
+    lm = GPT1CausalLM(lm.backbone, GPT1CausalLMPreprocessor(GPT1Tokenizer()))
+    lm.compile(sampler=keras_hub.samplers.TopKSampler(k=40, seed=0))
+    lm.generate(["ROMEO:"], max_length=48)
     ```
     """
 
-    def __init__(self, backbone, **kwargs):
+    def __init__(self, backbone, preprocessor=None, **kwargs):
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+
         # === Functional model ===
         inputs = backbone.input
         hidden = backbone(inputs)
         logits = backbone.token_embedding(hidden, reverse=True)  # (B, T, V)
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
-        # === Layers ===
-        self.backbone = backbone
-        # The task computes in its backbone's dtype policy (also after loading).
-        self.dtype_policy = backbone.dtype_policy
-        # Compiled generation loops, one per `_Sampler` (not saved).
-        self._generate_functions = {}
+    @classproperty
+    def preprocessor_cls(cls):
+        # Imported on use: the preprocessor is TensorFlow code, the model is not.
+        from gpt1_keras.preprocessing.gpt1_causal_lm_preprocessor import (
+            GPT1CausalLMPreprocessor,
+        )
+
+        return GPT1CausalLMPreprocessor
 
     def compile(
         self,
         optimizer="auto",
         loss="auto",
+        *,
         weighted_metrics="auto",
+        sampler="top_k",
         **kwargs,
     ):
         """Compiles with GPT-1 defaults wherever an argument is `"auto"`.
 
         `optimizer="auto"` is Adam(2.5e-4, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
         with global-norm clipping at 1 (the paper's pretraining optimizer, without
-        its schedule); the full recipe lives in the trainer.
+        its schedule); the full recipe lives in the trainer. `sampler` is a
+        keras-hub sampler name or instance for `generate()` (keras-hub's default,
+        `"top_k"`: `TopKSampler(k=5)`, unseeded).
         """
         if optimizer == "auto":
             optimizer = keras.optimizers.Adam(
                 learning_rate=2.5e-4, epsilon=1e-8, global_clipnorm=1.0
             )
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if weighted_metrics == "auto":
-            weighted_metrics = [keras.metrics.SparseCategoricalAccuracy()]
         super().compile(
-            optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs
+            optimizer=optimizer,
+            loss=loss,
+            weighted_metrics=weighted_metrics,
+            sampler=sampler,
+            **kwargs,
         )
 
     def score(self, token_ids, padding_mask=None):
@@ -141,219 +182,278 @@ class GPT1CausalLM(keras.Model):
         logits = self.backbone.token_embedding(hidden, reverse=True)  # (B, T, V)
         return logits, hidden, cache
 
-    def generate(
-        self,
-        inputs,
-        max_new_tokens=32,
-        *,
-        strategy="greedy",
-        temperature=1.0,
-        top_k=None,
-        top_p=None,
-        seed=None,
-        tokenizer=None,
-        use_cache=True,
-    ):
-        """Continues each prompt by `max_new_tokens` tokens.
+    # === Generation ===
 
-        Prompts of different lengths are batched **right-padded**: every row
-        keeps positions `0..len-1` as when run alone, and generation starts at
-        the shortest prompt, copying the longer prompts' own tokens until each
-        row reaches its end. Causal attention never looks at the padding, so
-        each row's greedy continuation equals generating that prompt alone and
-        equals recomputing the full sequence at every step.
+    def generate(self, inputs, max_length=None, stop_token_ids="auto", strip_prompt=False):
+        """Generates text (or token ids) continuing `inputs`, with the compiled sampler.
+
+        keras-hub's `CausalLM.generate`, with GPT-1's conventions (see the
+        class docstring): `stop_token_ids="auto"` is `None`, as GPT-1 has no
+        end token, and prompts are right-padded.
 
         Args:
-            inputs: the prompts: a string or list of strings (with `tokenizer`),
-                a list of token ids, a list of such lists (lengths may differ),
-                or an int `(batch, length)` array.
-            max_new_tokens: int >= 1. Tokens added to every prompt. A prompt's
-                length plus `max_new_tokens` must fit in the context
-                (`backbone.max_sequence_length`); longer prompts are an error,
-                not silently truncated.
-            strategy: `"greedy"` (argmax, the default) or `"sample"`.
-            temperature: float > 0, divides the logits before sampling.
-            top_k: int, sample among the `top_k` most likely tokens (None: all).
-            top_p: float in (0, 1], nucleus sampling: sample among the most
-                likely tokens whose probabilities sum to at least `top_p`
-                (after top-k and temperature; None: no limit).
-            seed: int seed of the sampler; the same inputs, settings and seed
-                give the same tokens. None draws one from NumPy's global RNG.
-            tokenizer: a `GPT1Tokenizer`, required for string prompts: strings
-                in, detokenized strings out.
-            use_cache: bool. False recomputes the whole sequence at every step
-                (for checking and benchmarking the cache; much slower).
+            inputs: with a preprocessor, a string, a list of strings or a
+                `tf.data.Dataset` of strings; without, a dict of `token_ids`
+                and `padding_mask`, `(batch, max_length)` each: the prompts
+                right-padded into the buffer the continuations fill.
+            max_length: with a preprocessor, the length of prompt plus
+                continuation (defaults to `preprocessor.sequence_length`; at
+                most the context). Ignored without one (the buffer's width).
+            stop_token_ids: `"auto"` or `None` (generate to `max_length`), or a
+                list of ids: a row stops after its first new one of them, and
+                generation ends when every row has.
+            strip_prompt: return only the new tokens.
 
         Returns:
-            Prompt plus continuation, in the form of `inputs`: a string or list
-            of strings; a list of ids or list of lists; or a
-            `(batch, length + max_new_tokens)` NumPy array.
+            Strings (a string for a string input) with a preprocessor; else a
+            dict of NumPy `token_ids` and `padding_mask`.
         """
-        sampler = _check_sampler(strategy, temperature, top_k, top_p, use_cache,
-                                 self.backbone.vocabulary_size)
-        if not _is_int(max_new_tokens) or max_new_tokens < 1:
-            raise ValueError(
-                "`max_new_tokens` must be an integer >= 1. "
-                f"Received: max_new_tokens={max_new_tokens}"
-            )
-        max_new_tokens = int(max_new_tokens)
-        prompts, kind = _prompt_ids(inputs, tokenizer)
-        self._check_prompts(prompts, max_new_tokens)
+        if isinstance(stop_token_ids, str) and stop_token_ids == "auto":
+            stop_token_ids = None
+        return super().generate(
+            inputs, max_length=max_length, stop_token_ids=stop_token_ids,
+            strip_prompt=strip_prompt,
+        )
 
-        # Right-pad the prompts into a (B, P) buffer; the loop extends it to P + N.
-        lengths = np.array([len(p) for p in prompts], "int32")
-        prompt_ids = np.zeros((len(prompts), lengths.max()), "int32")
-        for row, prompt in enumerate(prompts):
-            prompt_ids[row, : len(prompt)] = prompt
-        if seed is None:
-            seed = int(np.random.randint(0, 2**31 - 1))
-        seed_state = np.array([int(seed), 0], "int64")
+    def make_generate_function(self):
+        """The compiled `generate_step`, called as `fn(inputs, stop_token_ids=None)`.
 
-        key = (sampler, bool(self.jit_compile))
-        generate_function = self._generate_functions.get(key)
-        if generate_function is None:
-            generate_function = self._make_generate_function(sampler)
-            self._generate_functions[key] = generate_function
-        token_ids = generate_function(prompt_ids, lengths, seed_state, max_new_tokens)
-        token_ids = ops.convert_to_numpy(token_ids)
-        rows = [token_ids[i, : n + max_new_tokens].tolist() for i, n in enumerate(lengths)]
-
-        if kind == "array":
-            return np.asarray(rows, "int32")
-        if kind in ("ids", "ids_batch"):
-            return rows[0] if kind == "ids" else rows
-        texts = [t.decode("utf-8", "replace") for t in tokenizer.detokenize(rows).numpy()]
-        return texts[0] if kind == "string" else texts
-
-    def _check_prompts(self, prompts, max_new_tokens):
-        context = self.backbone.max_sequence_length
-        vocabulary_size = self.backbone.vocabulary_size
-        for row, prompt in enumerate(prompts):
-            if not prompt:
-                raise ValueError(f"Prompt {row} is empty: pass at least one token.")
-            if len(prompt) + max_new_tokens > context:
-                raise ValueError(
-                    f"Prompt {row} has {len(prompt)} tokens; with max_new_tokens="
-                    f"{max_new_tokens} that is {len(prompt) + max_new_tokens} positions, "
-                    f"more than the model's context of {context}. Shorten the prompt "
-                    f"or generate fewer tokens. Received: max_new_tokens={max_new_tokens}"
-                )
-            bad = [i for i in prompt if not 0 <= i < vocabulary_size]
-            if bad:
-                raise ValueError(
-                    f"Prompt {row} holds token ids outside [0, {vocabulary_size}). "
-                    f"Received: {bad[:5]}"
-                )
-
-    def _make_generate_function(self, sampler):
-        """`(prompt_ids, lengths, seed_state, max_new_tokens) -> token_ids`, compiled."""
-        # The sampler's random state lives in the loop (a StatelessScope maps this
-        # generator onto it), so the compiled function stays pure and the model
-        # gains no variable.
-        seed_generator = keras.random.SeedGenerator(0) if sampler.strategy == "sample" else None
-
-        def generate_step(prompt_ids, lengths, seed_state, max_new_tokens):
-            return self._generate_step(
-                prompt_ids, lengths, seed_state, max_new_tokens, sampler, seed_generator
-            )
-
+        The inputs are checked here (eagerly, once per call), and the prefill
+        width is bucketed to a power of two, so that a compiled loop serves
+        every prompt whose longest row falls in the same bucket.
+        """
+        if self.generate_function is not None:
+            return self.generate_function
         backend = keras.config.backend()
-        if backend == "tensorflow":
+        step = self.generate_step
+        if backend == "tensorflow" and not self.run_eagerly:
             import tensorflow as tf
 
-            return tf.function(generate_step, jit_compile=self.jit_compile)
-        if backend == "jax":
+            step = tf.function(self.generate_step, jit_compile=bool(self.jit_compile))
+        elif backend == "jax" and not self.run_eagerly:
             import jax
 
-            variables = self.trainable_variables + self.non_trainable_variables
+            @functools.partial(jax.jit, static_argnames=("stop_token_ids", "prompt_width"))
+            def compiled(inputs, state, stop_token_ids, prompt_width):
+                sampler_values, trainable, non_trainable = state
+                mapping = itertools.chain(
+                    zip(self.sampler.variables, sampler_values),
+                    zip(self.trainable_variables, trainable),
+                    zip(self.non_trainable_variables, non_trainable),
+                )
+                with keras.StatelessScope(state_mapping=mapping) as scope:
+                    outputs = self.generate_step(inputs, stop_token_ids, prompt_width)
+                new_values = []
+                for v in self.sampler.variables:
+                    value = scope.get_current_value(v)
+                    new_values.append(v.value if value is None else value)
+                return outputs, new_values
 
-            # Model variables are arguments, not constants baked into the program.
-            @functools.partial(jax.jit, static_argnames="max_new_tokens")
-            def stateless_step(values, prompt_ids, lengths, seed_state, max_new_tokens):
-                with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                    return generate_step(prompt_ids, lengths, seed_state, max_new_tokens)
-
-            def jax_step(prompt_ids, lengths, seed_state, max_new_tokens):
-                values = [v.value for v in variables]
-                return stateless_step(values, prompt_ids, lengths, seed_state,
-                                      max_new_tokens=max_new_tokens)
-
-            return jax_step
-        if backend == "torch":
+            def step(inputs, stop_token_ids=None, prompt_width=None):
+                state = (
+                    [v.value for v in self.sampler.variables],
+                    [v.value for v in self.trainable_variables],
+                    [v.value for v in self.non_trainable_variables],
+                )
+                outputs, new_values = compiled(inputs, state, stop_token_ids, prompt_width)
+                for v, value in zip(self.sampler.variables, new_values):
+                    v.assign(value)
+                return outputs
+        elif backend == "torch":
             import torch
 
-            def torch_step(*args):
+            def step(inputs, stop_token_ids=None, prompt_width=None):
                 with torch.no_grad():
-                    return generate_step(*args)
+                    return self.generate_step(inputs, stop_token_ids, prompt_width)
 
-            return torch_step
-        return generate_step
+        def generate_function(inputs, stop_token_ids=None):
+            if stop_token_ids is not None:
+                stop_token_ids = tuple(int(i) for i in stop_token_ids)
+            inputs, width = self._check_generate_inputs(inputs)
+            if _has_own_loop(self.sampler):
+                width = None  # keras-hub's own loop: prefill the whole buffer, as keras-hub does
+            return step(inputs, stop_token_ids=stop_token_ids, prompt_width=width)
 
-    def _generate_step(self, prompt_ids, lengths, seed_state, max_new_tokens, sampler,
-                       seed_generator):
-        batch, prompt_width = ops.shape(prompt_ids)
-        total = prompt_width + max_new_tokens
-        # (B, P) -> (B, P + N): room for the continuation.
-        token_ids = ops.pad(ops.cast(prompt_ids, "int32"), ((0, 0), (0, max_new_tokens)))
-        lengths = ops.cast(lengths, "int32")
-        seed_state = ops.cast(seed_state, seed_generator.state.dtype) if seed_generator \
-            else ops.cast(seed_state, "int32")
+        self.generate_function = generate_function
+        return generate_function
 
-        if sampler.use_cache:
-            # Prefill: keys and values of every prompt position (padding included;
-            # a padded slot is rewritten with its generated token before any real
-            # query can see it).
-            cache = self.backbone.empty_cache(batch, total)
-            _, cache = self.backbone.call_with_cache(prompt_ids, cache, 0)
+    def _check_generate_inputs(self, inputs):
+        """Validates a `{"token_ids", "padding_mask"}` batch; returns it and the prefill width."""
+        if not isinstance(inputs, dict) or not {"token_ids", "padding_mask"} <= set(inputs):
+            raise ValueError(
+                "Without a preprocessor, `generate` takes a dict of `token_ids` and "
+                f"`padding_mask`. Received: inputs={inputs!r}"
+            )
+        token_ids = np.asarray(_to_numpy(inputs["token_ids"]))
+        mask = np.asarray(_to_numpy(inputs["padding_mask"])).astype(bool)
+        if token_ids.ndim != 2 or mask.shape != token_ids.shape:
+            raise ValueError(
+                "`token_ids` and `padding_mask` must both be (batch, max_length). Received: "
+                f"token_ids.shape={token_ids.shape}, padding_mask.shape={mask.shape}"
+            )
+        batch, total = token_ids.shape
+        context = self.backbone.max_sequence_length
+        if total > context:
+            raise ValueError(
+                f"The generation buffer has {total} positions, more than the model's context "
+                f"of {context}. Received: max_length={total}"
+            )
+        lengths = mask.sum(axis=1)
+        right_padded = np.arange(total)[None, :] < lengths[:, None]
+        if not np.array_equal(mask, right_padded):
+            rows = np.nonzero((mask != right_padded).any(axis=1))[0].tolist()
+            raise ValueError(
+                "`padding_mask` must be right-padded (ones, then zeros) in every row. "
+                f"Received: rows {rows[:5]} are not"
+            )
+        if batch and lengths.min() == 0:
+            raise ValueError(
+                "Every prompt needs at least one token (GPT-1 has no start-of-text token "
+                "in its LM; the preprocessor starts an empty prompt from a newline). "
+                f"Received: empty rows {np.nonzero(lengths == 0)[0].tolist()[:5]}"
+            )
+        vocabulary_size = self.backbone.vocabulary_size
+        bad = token_ids[mask & ((token_ids < 0) | (token_ids >= vocabulary_size))]
+        if bad.size:
+            raise ValueError(
+                f"`token_ids` holds ids outside [0, {vocabulary_size}). "
+                f"Received: {bad[:5].tolist()}"
+            )
+        longest = int(lengths.max()) if batch else 1
+        width = min(total, 1 << max(longest - 1, 0).bit_length())
+        inputs = {"token_ids": token_ids.astype("int32"), "padding_mask": mask}
+        return inputs, width
+
+    def generate_step(self, inputs, stop_token_ids=None, prompt_width=None):
+        """A compilable generation function for a single batch of inputs.
+
+        Args:
+            inputs: a dict of `token_ids` and `padding_mask`, `(batch,
+                max_length)` each, prompts right-padded.
+            stop_token_ids: optional tuple of ids; a row is done after its
+                first new one, and the loop ends when every row is.
+            prompt_width: optional int, the positions prefilled into the cache
+                in one call (at least the longest prompt; default: the whole
+                buffer). Positions past a row's prompt are rewritten with its
+                generated tokens before any of its later positions read them.
+
+        Returns:
+            A dict of `token_ids` `(batch, max_length)` and a boolean
+            `padding_mask`, True up to and including each row's first new stop
+            token (everywhere without stop tokens).
+        """
+        token_ids = ops.cast(inputs["token_ids"], "int32")
+        padding_mask = ops.cast(inputs["padding_mask"], "bool")
+        if _has_own_loop(self.sampler):
+            token_ids = self._sampler_loop(token_ids, padding_mask, stop_token_ids)
         else:
-            cache = ops.zeros((), self.compute_dtype)  # unused loop variable
+            sampler = self.sampler
+            variables = list(sampler.variables)
+
+            def next_token(logits, index, state):
+                return _sampler_next_token(sampler, variables, logits, state)
+
+            token_ids, state = self.decode(
+                token_ids, padding_mask, next_token, [v.value for v in variables],
+                stop_token_ids=stop_token_ids, prompt_width=prompt_width,
+            )
+            # The sampler's advanced seed state, so that the next call draws anew
+            # (a recorded assignment inside JAX's StatelessScope).
+            for v, value in zip(variables, state):
+                v.assign(value)
+        return _outputs(token_ids, padding_mask, stop_token_ids)
+
+    def decode(self, token_ids, padding_mask, next_token, state, stop_token_ids=None,
+               prompt_width=None, cache_length=None, end=None):
+        """GPT-1's cached decoding loop, for `generate_step` and the SavedModel export.
+
+        Prefills the first `prompt_width` positions into a key/value cache in
+        one call, then from the shortest prompt's end runs one position per
+        step: the token at `index - 1` against the cache gives the logits of
+        position `index`, `next_token` picks a token, and rows whose prompt
+        covers `index` keep their own token.
+
+        Args:
+            token_ids: int32 `(batch, total)`, prompts right-padded.
+            padding_mask: bool `(batch, total)`, True on prompt tokens.
+            next_token: `fn(logits, index, state) -> (tokens, state)`, float32
+                `(batch, vocabulary_size)` logits to int `(batch,)` tokens;
+                `state` is a loop variable (a list of tensors, e.g. seeds).
+            state: the initial `state`.
+            stop_token_ids: optional tuple of ids ending a row.
+            prompt_width: int or scalar tensor, positions prefilled (default
+                `total`).
+            cache_length: positions the cache holds (default `total`; may be
+                larger, e.g. the context, when `total` is dynamic).
+            end: int or scalar tensor, stop at this position (default `total`).
+
+        Returns:
+            `(token_ids, state)`: the filled buffer and the final state.
+        """
+        batch, total = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
+        lengths = ops.sum(ops.cast(padding_mask, "int32"), axis=-1)
+        backbone = self.backbone
+        cache = backbone.empty_cache(batch, total if cache_length is None else cache_length)
+        prefill = token_ids
+        if prompt_width is not None:
+            prefill = ops.slice(token_ids, (0, 0), (batch, prompt_width))
+        _, cache = backbone.call_with_cache(prefill, cache, 0)
+        end = total if end is None else end
 
         # The tied LM head, transposed once here rather than at every step:
         # (V, C) -> (C, V). Same product as `token_embedding(h, reverse=True)`.
-        embedding = self.backbone.token_embedding
+        embedding = backbone.token_embedding
         head = ops.transpose(ops.cast(embedding.embeddings, embedding.compute_dtype))
 
-        def next_logits(token_ids, cache, index):
-            # Logits for position `index`, from the token at `index - 1`.
-            if sampler.use_cache:
-                last = ops.slice(token_ids, (0, index - 1), (batch, 1))  # (B, 1)
-                hidden, cache = self.backbone.call_with_cache(last, cache, index - 1)
-            else:
-                hidden = self.backbone(
-                    {"token_ids": token_ids, "padding_mask": ops.ones_like(token_ids)},
-                    training=False,
-                )  # (B, P + N, C): the whole sequence again
-                hidden = ops.slice(hidden, (0, index - 1, 0), (batch, 1, ops.shape(hidden)[2]))
-            return ops.matmul(hidden[:, 0], head), cache  # (B, V)
+        def cond(token_ids, cache, index, state):
+            going = index < end
+            if stop_token_ids is not None:
+                done = ops.any(any_equal(token_ids, stop_token_ids, ~padding_mask), axis=-1)
+                going = ops.logical_and(going, ops.logical_not(ops.all(done)))
+            return going
 
-        def cond(token_ids, cache, index, seed_state):
-            return index < total
-
-        def body(token_ids, cache, index, seed_state):
-            logits, cache = next_logits(token_ids, cache, index)
-            next_token, seed_state = _next_token(logits, sampler, seed_generator, seed_state)
-            # Rows whose prompt is longer than `index` keep their own token.
+        def body(token_ids, cache, index, state):
+            last = ops.slice(token_ids, (0, index - 1), (batch, 1))  # (B, 1)
+            hidden, cache = backbone.call_with_cache(last, cache, index - 1)
+            logits = ops.cast(ops.matmul(hidden[:, 0], head), "float32")  # (B, V)
+            tokens, state = next_token(logits, index, state)
+            # Rows whose prompt covers `index` keep their own token.
             current = ops.slice(token_ids, (0, index), (batch, 1))[:, 0]
-            next_token = ops.where(index < lengths, current, next_token)
-            token_ids = ops.slice_update(token_ids, (0, index), next_token[:, None])
-            return token_ids, cache, index + 1, seed_state
+            in_prompt = ops.slice(padding_mask, (0, index), (batch, 1))[:, 0]
+            tokens = ops.where(in_prompt, current, ops.cast(tokens, "int32"))
+            token_ids = ops.slice_update(token_ids, (0, index), tokens[:, None])
+            return token_ids, cache, index + 1, state
 
-        start = ops.min(lengths)
-        token_ids, _, _, _ = ops.while_loop(cond, body, (token_ids, cache, start, seed_state))
-        return token_ids
+        start = ops.maximum(ops.min(lengths), 1)
+        token_ids, _, _, state = ops.while_loop(cond, body, (token_ids, cache, start, state))
+        return token_ids, state
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-        }
+    def _sampler_loop(self, token_ids, padding_mask, stop_token_ids):
+        """Runs a sampler with its own `__call__` (beam, contrastive) on the cached step."""
+        batch = ops.shape(token_ids)[0]
+        cache = self.backbone.empty_cache(batch, ops.shape(token_ids)[1])
+        _, hidden_states, cache = self.call_with_cache(token_ids, cache, 0)
+        lengths = ops.sum(ops.cast(padding_mask, "int32"), axis=-1)
+
+        def next(prompt, cache, index):
+            last = ops.slice(prompt, (0, index - 1), (ops.shape(prompt)[0], 1))
+            logits, hidden, cache = self.call_with_cache(last, cache, index - 1)
+            return logits[:, 0], hidden[:, 0], cache
+
+        return self.sampler(
+            next=next, prompt=token_ids, cache=cache, index=ops.min(lengths),
+            mask=padding_mask, stop_token_ids=stop_token_ids,
+            hidden_states=hidden_states, model=self,
+        )
+
+    # === Serialization ===
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
+        if isinstance(config.get("preprocessor"), dict):
+            # Registers the (TensorFlow) preprocessor class before deserializing.
+            import gpt1_keras.preprocessing.gpt1_causal_lm_preprocessor  # noqa: F401
+        return super().from_config(dict(config))
 
     @classmethod
     def from_architecture(cls, preset, **overrides):
@@ -361,98 +461,49 @@ class GPT1CausalLM(keras.Model):
         (`gpt1_small`, ..., or the LSTM baseline's `lstm_small`, ...)."""
         return cls(build_backbone(preset_architecture(preset), preset, **overrides))
 
-    @classmethod
-    def from_preset(cls, preset, **kwargs):
-        # TODO(#12): keras-hub semantics (weights included); for now an alias.
-        return cls.from_architecture(preset, **kwargs)
+
+def _to_numpy(x):
+    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):
+        try:
+            return x.numpy()
+        except Exception:  # noqa: BLE001 - not a TF eager tensor
+            pass
+    return ops.convert_to_numpy(x) if ops.is_tensor(x) else np.asarray(x)
 
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+def _has_own_loop(sampler):
+    """Whether a keras-hub sampler replaces `Sampler.__call__` (beam, contrastive, ...)."""
+    return type(sampler).__call__ is not Sampler.__call__
 
 
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+def _sampler_next_token(sampler, variables, logits, state):
+    """One token per row from `(B, V)` float32 logits with a keras-hub sampler.
+
+    The sampler's seed state is a loop variable: a `StatelessScope` maps the
+    sampler's seed generators onto it, so the compiled loop stays pure (the
+    model runs outside that scope).
+    """
+    if type(sampler) is keras_hub.samplers.GreedySampler:
+        # argmax(softmax(logits / T)) == argmax(logits): skip the softmax.
+        return ops.argmax(logits, axis=-1), state
+    if not variables:
+        return sampler.get_next_token(sampler.compute_probabilities(logits)), state
+    with keras.StatelessScope(state_mapping=list(zip(variables, state))) as scope:
+        tokens = sampler.get_next_token(sampler.compute_probabilities(logits))
+        new_state = []
+        for v, old in zip(variables, state):
+            value = scope.get_current_value(v)
+            new_state.append(old if value is None else value)
+    return tokens, new_state
 
 
-def _check_sampler(strategy, temperature, top_k, top_p, use_cache, vocabulary_size):
-    if strategy not in _STRATEGIES:
-        raise ValueError(
-            f"`strategy` must be one of {_STRATEGIES}. Received: strategy={strategy!r}"
-        )
-    if not _is_real(temperature) or not temperature > 0:
-        raise ValueError(f"`temperature` must be > 0. Received: temperature={temperature}")
-    if top_k is not None and (not _is_int(top_k) or not 1 <= top_k <= vocabulary_size):
-        raise ValueError(
-            f"`top_k` must be an integer in [1, {vocabulary_size}] (the vocabulary size). "
-            f"Received: top_k={top_k}"
-        )
-    if top_p is not None and (not _is_real(top_p) or not 0 < top_p <= 1):
-        raise ValueError(f"`top_p` must be in (0, 1]. Received: top_p={top_p}")
-    if strategy == "greedy" and (temperature != 1.0 or top_k is not None or top_p is not None):
-        raise ValueError(
-            "`temperature`, `top_k` and `top_p` apply to strategy='sample'; greedy "
-            f"decoding takes the argmax. Received: temperature={temperature}, "
-            f"top_k={top_k}, top_p={top_p}"
-        )
-    return _Sampler(
-        strategy,
-        float(temperature),
-        None if top_k is None else int(top_k),
-        None if top_p is None else float(top_p),
-        bool(use_cache),
-    )
-
-
-def _prompt_ids(inputs, tokenizer):
-    """Prompts as lists of ints, and the form of `inputs` to return results in."""
-    if isinstance(inputs, str) or (
-        isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], str)
-    ):
-        if tokenizer is None:
-            raise ValueError(
-                "String prompts need `tokenizer=` (a GPT1Tokenizer). "
-                f"Received: inputs={inputs!r}"
-            )
-        kind = "string" if isinstance(inputs, str) else "strings"
-        texts = [inputs] if kind == "string" else list(inputs)
-        return tokenizer(texts).to_list(), kind
-    if isinstance(inputs, (list, tuple)):
-        if not inputs:
-            raise ValueError("`inputs` is empty: pass at least one prompt.")
-        if isinstance(inputs[0], (list, tuple, np.ndarray)):
-            return [[int(i) for i in p] for p in inputs], "ids_batch"
-        return [[int(i) for i in inputs]], "ids"
-    array = np.asarray(ops.convert_to_numpy(inputs))
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(
-            "Array prompts must be int (batch, length) token ids. "
-            f"Received: shape={array.shape}, dtype={array.dtype}"
-        )
-    return array.tolist(), "array"
-
-
-def _next_token(logits, sampler, seed_generator, seed_state):
-    """Picks one token per row from `(B, V)` logits; returns it and the new seed state."""
-    logits = ops.cast(logits, "float32")
-    if sampler.strategy == "greedy":
-        return ops.cast(ops.argmax(logits, axis=-1), "int32"), seed_state
-    logits = logits / sampler.temperature
-    indices = None
-    if sampler.top_k is not None or sampler.top_p is not None:
-        # Candidates in decreasing order: (B, V) -> (B, k).
-        k = sampler.top_k or ops.shape(logits)[-1]
-        logits, indices = ops.top_k(logits, k, sorted=True)
-        if sampler.top_p is not None:
-            # Keep a token while the mass of the tokens before it is < top_p: the
-            # smallest set reaching top_p, never empty.
-            probs = ops.softmax(logits, axis=-1)
-            mass_before = ops.cumsum(probs, axis=-1) - probs
-            logits = ops.where(mass_before < sampler.top_p, logits, _FILTERED_LOGIT)
-    state = seed_generator.state
-    with keras.StatelessScope(state_mapping=[(state, seed_state)]) as scope:
-        choice = keras.random.categorical(logits, 1, dtype="int32", seed=seed_generator)
-        seed_state = scope.get_current_value(state)
-    if indices is not None:
-        choice = ops.take_along_axis(ops.cast(indices, "int32"), choice, axis=-1)
-    return ops.cast(choice[:, 0], "int32"), seed_state
+def _outputs(token_ids, padding_mask, stop_token_ids):
+    if stop_token_ids is not None:
+        # True up to and including each row's first new stop token.
+        end_locations = ops.cast(
+            any_equal(token_ids, stop_token_ids, ops.logical_not(padding_mask)), "int32")
+        overflow = ops.cumsum(end_locations, axis=-1) - end_locations
+        padding_mask = ops.logical_not(ops.cast(overflow, "bool"))
+    else:
+        padding_mask = ops.ones_like(token_ids, dtype="bool")
+    return {"token_ids": token_ids, "padding_mask": padding_mask}
