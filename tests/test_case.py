@@ -5,6 +5,12 @@ do: a config and `.keras` round trip with equal outputs, variable sequence
 lengths, `fit` / `predict` on a `tf.data.Dataset`, and `mixed_bfloat16` within a
 bfloat16 tolerance of float32. A test file then holds only its model's own
 behaviour and tiny inline inputs.
+
+The fixtures every test shares: `TINY_BACKBONE` / `TINY_LSTM_BACKBONE` (tiny
+configs), `tiny_lm` (a `GPT1CausalLM` on `TINY_BACKBONE`), `random_inputs`
+(NumPy model inputs), `assign_random_weights` (the same NumPy-drawn weights on
+every backend) and `to_numpy`. The one stand-in tokenizer is
+`tests.data.fake_tokenizer.FakeTokenizer` (decimal words are their own ids).
 """
 
 import os
@@ -26,26 +32,70 @@ TINY_BACKBONE = dict(
     max_sequence_length=16,
 )
 
+# The LSTM baseline (`LSTMBackbone`) of the same size.
+TINY_LSTM_BACKBONE = dict(
+    vocabulary_size=TINY_VOCABULARY_SIZE,
+    hidden_dim=16,
+    lstm_units=24,
+    max_sequence_length=16,
+)
+
 
 def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
 
 
-def random_inputs(shape, lengths=None, vocabulary_size=TINY_VOCABULARY_SIZE, seed=0):
-    """`{"token_ids", "padding_mask"}` of int32 ids, right-padded with 0.
+def random_inputs(shape, lengths=None, vocabulary_size=TINY_VOCABULARY_SIZE, seed=0,
+                  junk_padding=False):
+    """`{"token_ids", "padding_mask"}` of int32 ids, right-padded.
 
     Args:
         shape: `(..., T)`.
         lengths: real tokens per sequence, shape `shape[:-1]` (default: all `T`).
         vocabulary_size: ids are drawn from `[1, vocabulary_size)`.
         seed: NumPy seed.
+        junk_padding: keep random ids in the padding (a model must ignore
+            them) instead of 0.
     """
     rng = np.random.default_rng(seed)
     ids = rng.integers(1, vocabulary_size, size=shape).astype("int32")
     if lengths is None:
         lengths = np.full(shape[:-1], shape[-1])
     mask = (np.arange(shape[-1]) < np.asarray(lengths)[..., None]).astype("int32")
-    return {"token_ids": ids * mask, "padding_mask": mask}
+    return {"token_ids": ids if junk_padding else ids * mask, "padding_mask": mask}
+
+
+def assign_random_weights(model, seed=0, stddev=0.3, min_rank=0):
+    """Overwrites `model`'s trainable weights with NumPy `N(0, stddev)` draws.
+
+    Keras' initializers draw differently on each backend; after this the same
+    model holds the same weights on TF, JAX and torch. A wide `stddev` keeps
+    next-token logits well separated (no near-ties in greedy decoding).
+
+    Args:
+        model: a built layer or model.
+        seed: NumPy seed.
+        stddev: of the draws.
+        min_rank: only variables of at least this rank (2: kernels and
+            embeddings, leaving LayerNorms and biases at their init).
+    """
+    rng = np.random.default_rng(seed)
+    for variable in model.trainable_weights:
+        if len(variable.shape) >= min_rank:
+            variable.assign(rng.normal(0, stddev, variable.shape).astype(variable.dtype))
+    return model
+
+
+def tiny_lm(vocabulary_size=TINY_VOCABULARY_SIZE, **overrides):
+    """A `GPT1CausalLM` on `TINY_BACKBONE` (its arguments overridable).
+
+    `vocabulary_size=904` fits `FakeTokenizer`'s ids.
+    """
+    from gpt1_keras.models import GPT1Backbone
+    from gpt1_keras.models import GPT1CausalLM
+
+    config = {**TINY_BACKBONE, "vocabulary_size": vocabulary_size, **overrides}
+    return GPT1CausalLM(GPT1Backbone(**config))
 
 
 def _max_difference(a, b):

@@ -5,10 +5,11 @@ import numpy as np
 from absl.testing import absltest
 
 from gpt1_keras.evaluation import zero_shot
-from gpt1_keras.models import GPT1CausalLM
-from tests.tasks.fixtures import DigitTokenizer
+from gpt1_keras.tasks import metrics
+from tests import test_case
+from tests.data.fake_tokenizer import FakeTokenizer
 
-START = 59
+START = FakeTokenizer.start_token_id
 
 
 def _log_softmax(z):
@@ -20,9 +21,8 @@ class ZeroShotTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         keras.utils.set_random_seed(0)
-        cls.lm = GPT1CausalLM.from_architecture(
-            "gpt1_tiny", vocabulary_size=60, max_sequence_length=12, dropout=0.0)
-        cls.tok = DigitTokenizer()
+        cls.tok = FakeTokenizer()
+        cls.lm = test_case.tiny_lm(cls.tok.vocabulary_size(), max_sequence_length=12)
 
     def _direct(self, ids):
         """log p(ids[t] | ids[:t]) for t >= 1, from the logits."""
@@ -48,10 +48,11 @@ class ZeroShotTest(absltest.TestCase):
         np.testing.assert_allclose(scores[1], self._direct([START, 4]).mean(), rtol=1e-5)
         labels = np.array([0, 0, 1, 1, 1])
         fake = np.array([-5.0, -4.0, -3.0, -2.0, -1.0])
-        t = zero_shot.fit_threshold(fake, labels)
-        self.assertTrue(-4.0 < t < -3.0)
-        t = zero_shot.fit_threshold(np.array([-1.0, -2.0]), np.array([0, 0]))
-        self.assertTrue(np.isfinite(t))
+        # The only threshold that separates the classes: the midpoint -3.5.
+        self.assertEqual(zero_shot.fit_threshold(fake, labels), -3.5)
+        # One class only: every threshold ties (MCC 0); the lowest is kept.
+        self.assertEqual(
+            zero_shot.fit_threshold(np.array([-1.0, -2.0]), np.array([0, 0])), -3.0)
 
     def test_sst2_compares_the_two_words_after_very(self):
         preds, lp = zero_shot.sst2_predict(self.lm, self.tok, ["1 2", "8"], cue="7",
@@ -96,11 +97,17 @@ class ZeroShotTest(absltest.TestCase):
                 f.write("".join("\t".join(r) + "\n" for r in rows))
         cola = zero_shot.evaluate_zero_shot(self.lm, self.tok, "cola", d, "dev")
         self.assertEqual(cola["num_examples"], 2)
-        self.assertIn("matthews_corrcoef", cola)
-        self.assertIn("threshold", cola)
-        # The threshold was fit on train: dev predictions follow it.
-        scores = zero_shot.cola_scores(self.lm, self.tok, ["1 2 3", "9"])
-        self.assertEqual(cola["predictions"], [int(s > cola["threshold"]) for s in scores])
+        # The threshold is the one fit on train's scores (computed directly here).
+        train = [self._direct([START] + ids).mean() for ids in ([1, 2, 3], [3, 2, 1], [1, 2])]
+        np.testing.assert_allclose(
+            cola["threshold"], zero_shot.fit_threshold(np.array(train), np.array([1, 0, 1])),
+            rtol=1e-5)
+        # Dev predictions follow it; the metrics are those of the predictions.
+        dev = [self._direct([START] + ids).mean() for ids in ([1, 2, 3], [9])]
+        predictions = [int(s > cola["threshold"]) for s in dev]
+        self.assertEqual(cola["predictions"], predictions)
+        self.assertEqual(cola["matthews_corrcoef"], metrics.matthews_corrcoef([1, 0], predictions))
+        self.assertEqual(cola["accuracy"], np.mean(np.array(predictions) == [1, 0]))
 
         with open(os.path.join(d, TEST_FILE), "w", newline="") as f:
             w = csv.writer(f)
@@ -119,6 +126,9 @@ class ZeroShotTest(absltest.TestCase):
                                 "answer": "2"}) + "\n")
         wino = zero_shot.evaluate_zero_shot(self.lm, self.tok, "winograd", d, "dev")
         self.assertEqual(wino["num_examples"], 1)
+        expected = [self._direct([START, 1, 3, 2])[-1], self._direct([START, 1, 4, 2])[-1]]
+        self.assertEqual(wino["predictions"], [int(np.argmax(expected))])
+        self.assertEqual(wino["accuracy"], float(np.argmax(expected) == 1))
         with self.assertRaisesRegex(FileNotFoundError, "'winograd': looked for .*test.jsonl"):
             zero_shot.evaluate_zero_shot(self.lm, self.tok, "winograd", d, "test")
 
