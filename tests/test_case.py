@@ -7,7 +7,7 @@ bfloat16 tolerance of float32. A test file then holds only its model's own
 behaviour and tiny inline inputs.
 
 The fixtures every test shares: `TINY_BACKBONE` / `TINY_LSTM_BACKBONE` (tiny
-configs), `tiny_lm` (a `GPT1CausalLM` on `TINY_BACKBONE`), `random_inputs`
+configs), `tiny_backbone` / `tiny_lm` (built on `TINY_BACKBONE`), `random_inputs`
 (NumPy model inputs), `assign_random_weights` (the same NumPy-drawn weights on
 every backend) and `to_numpy`. The one stand-in tokenizer is
 `tests.data.fake_tokenizer.FakeTokenizer` (decimal words are their own ids).
@@ -86,16 +86,22 @@ def assign_random_weights(model, seed=0, stddev=0.3, min_rank=0):
     return model
 
 
-def tiny_lm(vocabulary_size=TINY_VOCABULARY_SIZE, **overrides):
-    """A `GPT1CausalLM` on `TINY_BACKBONE` (its arguments overridable).
+def tiny_backbone(vocabulary_size=TINY_VOCABULARY_SIZE, **overrides):
+    """A `GPT1Backbone` of `TINY_BACKBONE` (its arguments overridable).
 
-    `vocabulary_size=904` fits `FakeTokenizer`'s ids.
+    `vocabulary_size=FakeTokenizer().vocabulary_size()` (904) fits the fake
+    tokenizer's ids.
     """
     from gpt1_keras.models import GPT1Backbone
+
+    return GPT1Backbone(**{**TINY_BACKBONE, "vocabulary_size": vocabulary_size, **overrides})
+
+
+def tiny_lm(vocabulary_size=TINY_VOCABULARY_SIZE, **overrides):
+    """A `GPT1CausalLM` on `tiny_backbone(vocabulary_size, **overrides)`."""
     from gpt1_keras.models import GPT1CausalLM
 
-    config = {**TINY_BACKBONE, "vocabulary_size": vocabulary_size, **overrides}
-    return GPT1CausalLM(GPT1Backbone(**config))
+    return GPT1CausalLM(tiny_backbone(vocabulary_size, **overrides))
 
 
 def _max_difference(a, b):
