@@ -47,7 +47,8 @@ class MetricsTest(absltest.TestCase):
     def test_compute_metrics(self):
         out = metrics.compute_metrics(("f1", "accuracy"), [1, 0, 1, 1], [1, 1, 1, 0])
         self.assertEqual(set(out), {"f1", "accuracy"})
-        self.assertAlmostEqual(out["accuracy"], 0.5)
+        self.assertAlmostEqual(out["accuracy"], 0.5)  # 2 of 4
+        self.assertAlmostEqual(out["f1"], 2 / 3)  # 2 true positives, 1 false each way
         with self.assertRaisesRegex(ValueError, "Unknown metrics \\['bleu'\\]"):
             metrics.compute_metrics(["bleu"], [1], [1])
 
