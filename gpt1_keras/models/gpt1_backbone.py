@@ -5,11 +5,11 @@ from gpt1_keras.layers.gpt1_decoder_block import GPT1DecoderBlock
 from gpt1_keras.layers.initializers import gpt1_initializer
 from gpt1_keras.layers.position_embedding import PositionEmbedding
 from gpt1_keras.layers.seeded_dropout import seeded_dropout
-from gpt1_keras.models.gpt1_presets import get_preset
+from gpt1_keras.models.preset_loading import GPT1FamilyBackbone
 
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
-class GPT1Backbone(keras.Model):
+class GPT1Backbone(GPT1FamilyBackbone):
     """The GPT-1 decoder: embeddings and post-LN transformer blocks.
 
     `h0 = token_embedding[ids] + position_embedding[0..T-1]`, dropout, then
@@ -41,6 +41,13 @@ class GPT1Backbone(keras.Model):
         token_ids: int `(batch, length)` tensor.
         padding_mask: `(batch, length)` tensor, 1 (or True) for real tokens.
 
+    A `keras_hub.models.Backbone`: `from_preset()` loads weights (a preset
+    directory written by `save_to_preset()`, `"hf://openai-community/openai-gpt"`
+    or any Hugging Face `OpenAIGPT*` checkpoint, a local Hugging Face directory,
+    a `kaggle://` handle), `from_architecture()` builds an untrained model from
+    an architecture configuration (`gpt1`, `gpt1_small`, `gpt1_tiny`), and
+    `keras_hub.models.Backbone.from_preset(directory)` returns this class.
+
     For autoregressive decoding, `empty_cache()` and `call_with_cache()` run the
     same layers one step at a time with a key/value cache (see `GPT1CausalLM.generate`).
 
@@ -51,8 +58,15 @@ class GPT1Backbone(keras.Model):
         "token_ids": np.array([[40478, 249, 1362, 40480]]),
         "padding_mask": np.array([[1, 1, 1, 1]]),
     })  # (1, 4, 32)
+
+    # The released GPT-1 weights, converted from Hugging Face on load.
+    backbone = GPT1Backbone.from_preset("hf://openai-community/openai-gpt")
+    backbone.save_to_preset("./gpt1_preset")
+    backbone = keras_hub.models.Backbone.from_preset("./gpt1_preset")
     ```
     """
+
+    architecture = "transformer"
 
     def __init__(
         self,
@@ -107,6 +121,8 @@ class GPT1Backbone(keras.Model):
         x = embeddings_dropout(x)
         for block in transformer_layers:
             x = block(x, padding_mask=padding_mask)
+        # `keras_hub.models.Backbone` sets the dtype policy (which a functional
+        # model would otherwise ignore) from `dtype`.
         super().__init__(
             inputs={"token_ids": token_ids, "padding_mask": padding_mask},
             outputs=x,
@@ -118,10 +134,6 @@ class GPT1Backbone(keras.Model):
         self.position_embedding = position_embedding
         self.embeddings_dropout = embeddings_dropout
         self.transformer_layers = transformer_layers
-        if dtype is not None:
-            # A functional Model ignores `dtype`: set the policy it reports and
-            # serializes, or a reloaded mixed-precision backbone computes in float32.
-            self.dtype_policy = keras.dtype_policies.get(dtype)
 
         # === Config ===
         self.vocabulary_size = vocabulary_size
@@ -189,38 +201,17 @@ class GPT1Backbone(keras.Model):
         return x, tuple(updated)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "vocabulary_size": self.vocabulary_size,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "hidden_dim": self.hidden_dim,
-            "intermediate_dim": self.intermediate_dim,
-            "dropout": self.dropout,
-            "max_sequence_length": self.max_sequence_length,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
-
-    @classmethod
-    def from_architecture(cls, preset, **overrides):
-        """Builds a randomly initialised (untrained) backbone from an architecture name.
-
-        Args:
-            preset: an architecture name, one of `gpt1`, `gpt1_small`, `gpt1_tiny`.
-            **overrides: constructor arguments replacing the preset's.
-        """
-        return cls(**{**get_preset(preset), **overrides})
-
-    @classmethod
-    def from_preset(cls, preset, **kwargs):
-        # TODO(#12): keras-hub semantics (weights included); for now an alias.
-        return cls.from_architecture(preset, **kwargs)
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "hidden_dim": self.hidden_dim,
+                "intermediate_dim": self.intermediate_dim,
+                "dropout": self.dropout,
+                "max_sequence_length": self.max_sequence_length,
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config

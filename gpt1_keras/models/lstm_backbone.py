@@ -2,7 +2,7 @@ import keras
 from keras import ops
 
 from gpt1_keras.layers.seeded_dropout import seeded_dropout
-from gpt1_keras.models.gpt1_presets import get_preset
+from gpt1_keras.models.preset_loading import GPT1FamilyBackbone
 
 
 def _gpt1_initializer():
@@ -10,7 +10,7 @@ def _gpt1_initializer():
 
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
-class LSTMBackbone(keras.Model):
+class LSTMBackbone(GPT1FamilyBackbone):
     """The LSTM baseline of GPT-1's ablations: embeddings, one LSTM, a projection.
 
     `x = dropout(token_embedding[ids])`, one left-to-right `keras.layers.LSTM`
@@ -42,6 +42,11 @@ class LSTMBackbone(keras.Model):
         padding_mask: `(batch, length)` tensor, 1 (or True) for real tokens,
             on the left of each row.
 
+    A `keras_hub.models.Backbone`: `save_to_preset()` writes a preset directory
+    that `from_preset()` and `keras_hub.models.Backbone.from_preset()` load
+    (weights included); `from_architecture()` builds an untrained model from an
+    architecture configuration (`lstm_small`, `lstm_tiny`).
+
     For autoregressive decoding, `empty_cache()` and `call_with_cache()` run the
     same layers one step at a time; the cache is the LSTM state after every
     position (see `GPT1CausalLM.generate`).
@@ -56,6 +61,8 @@ class LSTMBackbone(keras.Model):
     lm = GPT1CausalLM(backbone)  # the tied head over the same embedding
     ```
     """
+
+    architecture = "lstm"
 
     def __init__(
         self,
@@ -101,6 +108,7 @@ class LSTMBackbone(keras.Model):
         x = output_projection(output_dropout(x))  # (B, T, U) -> (B, T, C)
         # Zeros at the padding: (B, T) -> (B, T, 1).
         x = x * ops.expand_dims(ops.cast(padding_mask, x.dtype), -1)
+        # `keras_hub.models.Backbone` sets the dtype policy from `dtype`.
         super().__init__(
             inputs={"token_ids": token_ids, "padding_mask": padding_mask},
             outputs=x,
@@ -113,10 +121,6 @@ class LSTMBackbone(keras.Model):
         self.lstm = lstm
         self.output_dropout = output_dropout
         self.output_projection = output_projection
-        if dtype is not None:
-            # A functional Model ignores `dtype`: set the policy it reports and
-            # serializes, or a reloaded mixed-precision backbone computes in float32.
-            self.dtype_policy = keras.dtype_policies.get(dtype)
 
         # === Config ===
         self.vocabulary_size = vocabulary_size
@@ -208,7 +212,6 @@ class LSTMBackbone(keras.Model):
         config = super().get_config()
         config.update(
             {
-                "dtype": keras.dtype_policies.serialize(self.dtype_policy),
                 "vocabulary_size": self.vocabulary_size,
                 "hidden_dim": self.hidden_dim,
                 "lstm_units": self.lstm_units,
@@ -217,25 +220,3 @@ class LSTMBackbone(keras.Model):
             }
         )
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
-
-    @classmethod
-    def from_architecture(cls, preset, **overrides):
-        """Builds a randomly initialised (untrained) backbone from an architecture name.
-
-        Args:
-            preset: an architecture name, one of `lstm_small` (matched to `gpt1_small`), `lstm_tiny`.
-            **overrides: constructor arguments replacing the preset's.
-        """
-        return cls(**{**get_preset(preset, architecture="lstm"), **overrides})
-
-    @classmethod
-    def from_preset(cls, preset, **kwargs):
-        # TODO(#12): keras-hub semantics (weights included); for now an alias.
-        return cls.from_architecture(preset, **kwargs)

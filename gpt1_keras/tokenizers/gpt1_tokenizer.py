@@ -5,9 +5,14 @@ normalisation), `spacy_splitter` (spaCy's English rules, "openai" mode) and `bpe
 merges and the word -> ids tables).
 """
 
+import json
+import os
+
 import keras
+import keras_hub
 import tensorflow as tf
 import tensorflow_text as tf_text
+from keras_hub.src.utils.python_utils import classproperty
 
 from gpt1_keras.tokenizers import normalization as normalization_lib
 from gpt1_keras.tokenizers.bpe import ASSETS_DIR  # noqa: F401 (public constant)
@@ -34,10 +39,14 @@ ERRORS = ("strict", "replace")
 # `OpenAIGPTTokenizer(Fast)` for openai-gpt, which has only `unk_token`. GPT-1's `_start_`,
 # `_delimiter_`, `_classify_` are not in HF's vocabulary and are never matched unless listed.
 HF_SPECIAL_TOKENS = (UNK_TOKEN,)
+# The tokenizer's files in a preset's `assets/tokenizer/` (and in a `.keras` archive):
+# the names and formats of Hugging Face's `OpenAIGPTTokenizer`.
+VOCABULARY_FILE = "vocab.json"
+MERGES_FILE = "merges.txt"
 
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
-class GPT1Tokenizer(keras.layers.Layer):
+class GPT1Tokenizer(keras_hub.tokenizers.Tokenizer):
     """GPT-1's BPE tokenizer, built from TF / tensorflow-text ops only.
 
     Strings in, token ids out. Everything runs in the TF graph, so the layer works inside
@@ -72,6 +81,15 @@ class GPT1Tokenizer(keras.layers.Layer):
       whitespace and around every punctuation character). Newlines are plain whitespace.
       `<unk>` written in the text is the token `<unk>`, as in HF (see
       `special_tokens_in_strings`).
+
+    A `keras_hub.tokenizers.Tokenizer`: `tokenize()` (also `__call__`) and
+    `detokenize()`; `save_to_preset(dir)` writes `tokenizer.json` and the
+    vocabulary and merges (`assets/tokenizer/vocab.json`, `merges.txt`), which
+    `GPT1Tokenizer.from_preset(dir)` and `keras_hub.tokenizers.Tokenizer.from_preset(dir)`
+    load; `from_preset` also reads the `vocab.json` / `merges.txt` of a Hugging
+    Face OpenAI GPT checkpoint (`"hf://openai-community/openai-gpt"`, a local
+    directory). The BPE and normalisation are GPT-1's own: keras-hub's
+    `BytePairTokenizer` is GPT-2's byte-level BPE and cannot give GPT-1's ids.
 
     Bad input: strings must be valid UTF-8. With `errors="strict"` (default) an invalid
     string raises `tf.errors.InvalidArgumentError` naming the problem; with
@@ -188,6 +206,9 @@ class GPT1Tokenizer(keras.layers.Layer):
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
         self.built = True
+        self.file_assets = [VOCABULARY_FILE, MERGES_FILE]
+        # True while `save_to_preset` serializes the config (see `get_config`).
+        self._config_for_preset = False
 
         self.vocabulary = vocabulary
         self.merges = merges
@@ -195,24 +216,38 @@ class GPT1Tokenizer(keras.layers.Layer):
         self.sequence_length = sequence_length
         self.errors = errors
         self.special_tokens_in_strings = special_tokens_in_strings
+        self._splitter = SpacySplitter() if normalization == "openai" else None
+        self._set_vocabulary_and_merges(load_vocabulary(vocabulary), load_merges(merges))
 
-        # --- Vocabulary: the BPE's tokens, then `_start_`, `_delimiter_`, `_classify_`.
-        vocab = load_vocabulary(vocabulary)
-        self._bpe = BytePairEncoder(vocab, load_merges(merges), reserved_tokens=SPECIAL_TOKENS)
+    def _set_vocabulary_and_merges(self, vocab, merges):
+        """Builds the tables from a checked vocabulary dict and a list of merge pairs."""
+        # The BPE's tokens, then `_start_`, `_delimiter_`, `_classify_`.
+        # A plain holder: Keras would wrap (and walk) the 40k-entry dict and lists.
+        self._files = _Files(vocab=dict(vocab), merges=list(merges), token_ids=None)
+        self._bpe = BytePairEncoder(vocab, self._files.merges, reserved_tokens=SPECIAL_TOKENS)
         tokens = sorted(vocab, key=vocab.get)
         tokens += [t for t in SPECIAL_TOKENS if t not in vocab]
         self._tokens = tokens
         token_ids = {t: i for i, t in enumerate(tokens)}
+        self._files.token_ids = token_ids
         self.unk_token_id = vocab[UNK_TOKEN]
         self.pad_token_id = self.unk_token_id
         self.newline_token_id = vocab.get(NEWLINE_TOKEN)
         self.start_token_id, self.delimiter_token_id, self.classify_token_id = (
             token_ids[t] for t in SPECIAL_TOKENS
         )
+        # keras-hub's `special_tokens` / `special_token_ids`.
+        self._special_token_attrs = []
+        for token, name in (
+            (UNK_TOKEN, "unk_token"),
+            (START_TOKEN, "start_token"),
+            (DELIMITER_TOKEN, "delimiter_token"),
+            (CLASSIFY_TOKEN, "classify_token"),
+        ):
+            self._add_special_token(token, name)
         self._token_strings = tf.constant(
             [t + END_OF_WORD if t in SPECIAL_TOKENS else t for t in tokens]
         )
-        self._splitter = SpacySplitter() if normalization == "openai" else None
 
         # --- Special tokens written literally in the text.
         self._literal_tokens = self._literal_special_tokens(token_ids)
@@ -267,16 +302,75 @@ class GPT1Tokenizer(keras.layers.Layer):
         return self._tokens[id]
 
     def token_to_id(self, token):
-        try:
-            return self._tokens.index(token)
-        except ValueError:
+        if token not in self._files.token_ids:
             raise ValueError(f"Token not in the vocabulary. Received: token={token!r}")
+        return self._files.token_ids[token]
 
-    # --- Call ------------------------------------------------------------------------------
+    # --- Presets and saved models ------------------------------------------------------
+
+    @classproperty
+    def backbone_cls(cls):
+        """`GPT1Backbone`: the backbone keras-hub pairs this tokenizer with."""
+        from gpt1_keras.models.gpt1_backbone import GPT1Backbone
+
+        return GPT1Backbone
+
+    def save_assets(self, dir_path):
+        """Writes the vocabulary and merges (Hugging Face's file formats) to `dir_path`."""
+        with open(os.path.join(dir_path, VOCABULARY_FILE), "w", encoding="utf-8") as f:
+            json.dump(self._files.vocab, f, ensure_ascii=False)
+        with open(os.path.join(dir_path, MERGES_FILE), "w", encoding="utf-8") as f:
+            f.write("#version: 0.2\n")
+            f.writelines(f"{a} {b}\n" for a, b in self._files.merges)
+
+    def load_assets(self, dir_path):
+        """Reads the files of `save_assets`; rebuilds the tables if they differ."""
+        vocab = load_vocabulary(os.path.join(dir_path, VOCABULARY_FILE))
+        merges = load_merges(os.path.join(dir_path, MERGES_FILE))
+        if vocab != self._files.vocab or merges != self._files.merges:
+            self._set_vocabulary_and_merges(vocab, merges)
+
+    def save_to_preset(self, preset_dir):
+        """Saves the tokenizer to a preset directory (`tokenizer.json` + assets).
+
+        The config there names no vocabulary or merges files: they are the
+        preset's own `assets/tokenizer/vocab.json` and `merges.txt`, so the
+        directory can be moved or uploaded.
+
+        Args:
+            preset_dir: the path of the local preset directory.
+        """
+        self._config_for_preset = True
+        try:
+            super().save_to_preset(preset_dir)
+        finally:
+            self._config_for_preset = False
+
+    @classmethod
+    def from_preset(cls, preset, config_file="tokenizer.json", **kwargs):
+        """Instantiates the tokenizer of a preset.
+
+        Args:
+            preset: a preset directory written by `save_to_preset()` (of the
+                tokenizer, a backbone's preset directory or a task's), a Hugging
+                Face handle (`"hf://openai-community/openai-gpt"`) or local
+                directory of an OpenAI GPT checkpoint (its `vocab.json` and
+                `merges.txt`), or a `"kaggle://..."` handle.
+            config_file: the tokenizer's config in a keras-hub preset.
+            **kwargs: constructor arguments replacing the preset's
+                (`sequence_length`, ...).
+        """
+        from gpt1_keras.models import preset_loading
+
+        return preset_loading.from_preset(cls, preset, config_file=config_file, **kwargs)
 
     # --- Call ------------------------------------------------------------------------------
 
     def call(self, inputs, sequence_length=None):
+        return self.tokenize(inputs, sequence_length=sequence_length)
+
+    def tokenize(self, inputs, sequence_length=None):
+        """Strings to token ids; see the class docstring (`__call__` is the same)."""
         inputs, scalar = self._check_inputs(inputs)
         with tf.device("cpu"):
             ids = self._tokenize(self._check_utf8(inputs))
@@ -346,10 +440,13 @@ class GPT1Tokenizer(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
+        # In a preset, the vocabulary and merges are the preset's asset files: the
+        # config names none, and `load_assets` reads them in.
+        in_preset = self._config_for_preset
         config.update(
             {
-                "vocabulary": self.vocabulary,
-                "merges": self.merges,
+                "vocabulary": None if in_preset else self.vocabulary,
+                "merges": None if in_preset else self.merges,
                 "normalization": self.normalization,
                 "sequence_length": self.sequence_length,
                 "errors": self.errors,
@@ -476,6 +573,15 @@ class GPT1Tokenizer(keras.layers.Layer):
         )
 
 
+class _Files:
+    """The vocabulary dict, merge pairs and token -> id dict behind the tables."""
+
+    def __init__(self, vocab, merges, token_ids):
+        self.vocab = vocab
+        self.merges = merges
+        self.token_ids = token_ids
+
+
 def _rows_of_one(values):
     """`[N]` -> `[N, 1]` ragged."""
     return tf.RaggedTensor.from_row_lengths(
@@ -489,3 +595,20 @@ def _re2_escape(text):
         "\\" + c if c.isascii() and not c.isalnum() and not c.isspace() else c
         for c in text
     )
+
+
+@keras.saving.register_keras_serializable(package="gpt1_keras")
+class LSTMTokenizer(GPT1Tokenizer):
+    """`GPT1Tokenizer` paired with `LSTMBackbone` for keras-hub's preset lookup.
+
+    keras-hub finds a preset's tokenizer class through `backbone_cls`
+    (`keras_hub.tokenizers.Tokenizer.from_preset(directory)` of an `LSTMBackbone`
+    preset resolves to this class, which then loads the `GPT1Tokenizer` saved in
+    the preset). It is `GPT1Tokenizer` in every other way.
+    """
+
+    @classproperty
+    def backbone_cls(cls):
+        from gpt1_keras.models.lstm_backbone import LSTMBackbone
+
+        return LSTMBackbone
