@@ -200,6 +200,19 @@ class GPT1Backbone(GPT1FamilyBackbone):
             updated.append(block_cache)
         return x, tuple(updated)
 
+    def default_lora_layer_names(self):
+        """The layers `enable_lora(rank)` targets: `c_attn` and `c_proj`.
+
+        keras-hub's default (`query_dense`, `value_dense`, ...) names no layer of
+        GPT-1, whose attention has one fused `c_attn` Dense (`hidden -> 3 * hidden`:
+        queries, keys and values) and the output projection `c_proj`. keras-hub
+        matches layer names, so `c_proj` is also the MLP's output projection (Hugging
+        Face's `attn.c_proj` and `mlp.c_proj`, which peft's
+        `target_modules=["c_attn", "c_proj"]` also both match). Pass
+        `enable_lora(rank, target_layer_names=[...])` to choose others.
+        """
+        return ["c_attn", "c_proj"]
+
     def get_config(self):
         config = super().get_config()
         config.update(
