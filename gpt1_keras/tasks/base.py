@@ -149,6 +149,31 @@ def csv_rows(path, **reader_args):
         start = reader.line_num + 1
 
 
+def read_header(rows, path, columns):
+    """Takes the header row off `rows` (from `csv_rows`); returns `(header, index)`.
+
+    Args:
+        rows: the `(line, fields)` iterator of the file.
+        path: the file, for messages.
+        columns: the column names the reader needs.
+
+    Returns:
+        The header's fields and `{column: its position}` for `columns`.
+
+    Raises:
+        DataError: an empty file, or a header lacking one of `columns` (file, line).
+    """
+    header_line, header = next(rows, (1, None))
+    if header is None:
+        raise DataError(f"{at(path)}: empty file; expected a header with {list(columns)}.")
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DataError(
+            f"{at(path, header_line)}: the header lacks column(s) {missing}. Found: {header}."
+        )
+    return header, {c: header.index(c) for c in columns}
+
+
 def locate(data_dir, name):
     """`(path, missing)`: `name` under `data_dir`, and `None` or what was looked for.
 

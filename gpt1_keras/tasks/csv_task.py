@@ -11,19 +11,12 @@ from gpt1_keras.tasks.base import at
 from gpt1_keras.tasks.base import check_not_empty
 from gpt1_keras.tasks.base import csv_rows
 from gpt1_keras.tasks.base import label_index
+from gpt1_keras.tasks.base import read_header
 
 
 def _rows(path, columns, delimiter):
     rows = csv_rows(path, delimiter=delimiter)
-    header_line, header = next(rows, (1, None))
-    if header is None:
-        raise DataError(f"{at(path)}: empty file; expected a header with {list(columns)}.")
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise DataError(
-            f"{at(path, header_line)}: the header lacks column(s) {missing}. Found: {header}."
-        )
-    index = {c: header.index(c) for c in columns}
+    header, index = read_header(rows, path, columns)
     for line, row in rows:
         if len(row) != len(header):
             raise DataError(

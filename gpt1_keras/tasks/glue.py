@@ -22,6 +22,7 @@ from gpt1_keras.tasks.base import at
 from gpt1_keras.tasks.base import check_not_empty
 from gpt1_keras.tasks.base import csv_rows
 from gpt1_keras.tasks.base import label_index
+from gpt1_keras.tasks.base import read_header
 
 
 def read_tsv(path, columns, has_header=True, num_fields=None, skip_malformed=False):
@@ -46,16 +47,7 @@ def read_tsv(path, columns, has_header=True, num_fields=None, skip_malformed=Fal
     """
     rows = csv_rows(path, delimiter="\t", quoting=csv.QUOTE_NONE)
     if has_header:
-        header_line, header = next(rows, (1, None))
-        if header is None:
-            raise DataError(f"{at(path)}: empty file; expected a header with {list(columns)}.")
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise DataError(
-                f"{at(path, header_line)}: the header lacks column(s) {missing}. "
-                f"Found: {header}."
-            )
-        index = {c: header.index(c) for c in columns}
+        header, index = read_header(rows, path, columns)
         num_fields = len(header)
     else:
         index = dict(columns)

@@ -14,6 +14,7 @@ from gpt1_keras.tasks.base import at
 from gpt1_keras.tasks.base import check_not_empty
 from gpt1_keras.tasks.base import csv_rows
 from gpt1_keras.tasks.base import label_index
+from gpt1_keras.tasks.base import read_header
 
 VAL_FILE = "cloze_test_val__spring2016 - cloze_test_ALL_val.csv"
 TEST_FILE = "cloze_test_test__spring2016 - cloze_test_ALL_test.csv"
@@ -42,15 +43,7 @@ def read_story_cloze(path, part="all"):
             of fields, or an `AnswerRightEnding` other than 1/2 (file, line).
     """
     rows = csv_rows(path)
-    header_line, header = next(rows, (1, None))
-    if header is None:
-        raise DataError(f"{at(path)}: empty file; expected a header with {list(COLUMNS)}.")
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise DataError(
-            f"{at(path, header_line)}: the header lacks column(s) {missing}. Found: {header}."
-        )
-    index = {c: header.index(c) for c in COLUMNS}
+    header, index = read_header(rows, path, COLUMNS)
     context, choices, labels, ids = [], [], [], []
     story = -1
     for line, row in rows:
