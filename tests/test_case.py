@@ -9,7 +9,8 @@ behaviour and tiny inline inputs.
 The fixtures every test shares: `TINY_BACKBONE` / `TINY_LSTM_BACKBONE` (tiny
 configs), `tiny_backbone` / `tiny_lm` (built on `TINY_BACKBONE`), `random_inputs`
 (NumPy model inputs), `assign_random_weights` (the same NumPy-drawn weights on
-every backend) and `to_numpy`. The one stand-in tokenizer is
+every backend), the NumPy references `log_softmax` / `sequence_log_probs`, and
+`to_numpy`. The one stand-in tokenizer is
 `tests.data.fake_tokenizer.FakeTokenizer` (decimal words are their own ids).
 """
 
@@ -43,6 +44,25 @@ TINY_LSTM_BACKBONE = dict(
 
 def to_numpy(x):
     return keras.ops.convert_to_numpy(x)
+
+
+def log_softmax(z):
+    """NumPy float64 log-softmax over the last axis (a reference for model outputs)."""
+    z = np.asarray(z, np.float64)
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def sequence_log_probs(lm, ids):
+    """`log p(ids[t] | ids[:t])` for `t >= 1` of one unpadded id list, in float64.
+
+    From `lm`'s logits on the whole sequence and `log_softmax`: a reference
+    independent of `GPT1CausalLM.score`.
+    """
+    x = np.asarray([ids], "int32")
+    logits = to_numpy(lm({"token_ids": x, "padding_mask": np.ones_like(x)}, training=False))[0]
+    log_probs = log_softmax(logits)
+    return np.array([log_probs[t - 1, ids[t]] for t in range(1, len(ids))])
 
 
 def random_inputs(shape, lengths=None, vocabulary_size=TINY_VOCABULARY_SIZE, seed=0,

@@ -22,11 +22,6 @@ SCHEMAS = [("1 _ 2 3", "4", "5 6"), ("7 8 _ 9", "10", "11"), ("_ 12 13", "14 15"
            ("17 _ 18", "19", "20 21"), ("22 _ 23 24", "25", "26")]
 
 
-def _log_softmax(z):
-    z = z - z.max(-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(-1, keepdims=True))
-
-
 class EvaluatePipelineTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -40,16 +35,12 @@ class EvaluatePipelineTest(absltest.TestCase):
     def _winograd_choice(self, sentence, options):
         """The option after which the rest of the sentence is likeliest, from the logits."""
         before, after = sentence.split("_")
+        rest = [int(w) for w in after.split()]
         scores = []
         for option in options:
             prefix = [START] + [int(w) for w in f"{before}{option}".split()]
-            rest = [int(w) for w in after.split()]
-            ids = np.array([prefix + rest], "int32")
-            logits = keras.ops.convert_to_numpy(
-                self.lm({"token_ids": ids, "padding_mask": np.ones_like(ids)}))[0]
-            log_probs = _log_softmax(logits.astype(np.float64))
-            scores.append(np.mean([log_probs[t - 1, ids[0, t]]
-                                   for t in range(len(prefix), ids.shape[1])]))
+            log_probs = test_case.sequence_log_probs(self.lm, prefix + rest)
+            scores.append(log_probs[-len(rest):].mean())  # the rest of the sentence
         return int(np.argmax(scores))
 
     def test_evaluate_winograd(self):

@@ -12,11 +12,6 @@ from tests.data.fake_tokenizer import FakeTokenizer
 START = FakeTokenizer.start_token_id
 
 
-def _log_softmax(z):
-    z = z - z.max(-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(-1, keepdims=True))
-
-
 class ZeroShotTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -26,11 +21,7 @@ class ZeroShotTest(absltest.TestCase):
 
     def _direct(self, ids):
         """log p(ids[t] | ids[:t]) for t >= 1, from the logits."""
-        logits = keras.ops.convert_to_numpy(self.lm(
-            {"token_ids": np.array([ids], "int32"),
-             "padding_mask": np.ones((1, len(ids)), "int32")}))[0]
-        lp = _log_softmax(logits.astype(np.float64))
-        return np.array([lp[t - 1, ids[t]] for t in range(1, len(ids))])
+        return test_case.sequence_log_probs(self.lm, ids)
 
     def test_span_scores_average_only_the_span(self):
         got = zero_shot.span_log_probs(self.lm, [[START, 1, 2], [START]],
@@ -59,10 +50,10 @@ class ZeroShotTest(absltest.TestCase):
                                            words=("3", "4"))
         for i, review in enumerate([[1, 2], [8]]):
             ids = [START] + review + [7]
-            logits = keras.ops.convert_to_numpy(self.lm(
+            logits = test_case.to_numpy(self.lm(
                 {"token_ids": np.array([ids], "int32"),
                  "padding_mask": np.ones((1, len(ids)), "int32")}))[0, -1]
-            expected = _log_softmax(logits.astype(np.float64))[[3, 4]]
+            expected = test_case.log_softmax(logits)[[3, 4]]
             np.testing.assert_allclose(lp[i], expected, rtol=1e-5)
             self.assertEqual(preds[i], int(expected[1] > expected[0]))
 
