@@ -1,4 +1,4 @@
-"""Loads released GPT-1 weights into a `GPT1Backbone`.
+"""Loads released GPT-1 weights into a `GPT1Backbone`, and writes them back.
 
 Two sources are supported:
 
@@ -13,13 +13,18 @@ If the backbone's vocabulary is larger than the checkpoint's (the `gpt1` preset
 keeps 3 rows for `_start_`, `_delimiter_`, `_classify_`), the extra rows keep
 their fresh N(0, 0.02) initialisation, as in GPT-1's fine-tuning code.
 
+The other direction, `export_to_hf(model, directory)`, writes a backbone, causal
+LM or classifier as a Hugging Face `OpenAIGPT*` checkpoint (see "Export" below).
+
 This module is backend-agnostic: it reads files with numpy/safetensors and
-assigns values to Keras variables. `torch` is imported only to read `.bin`.
+assigns values to Keras variables (and reads them back as NumPy arrays to
+export). `torch` is imported only to read `.bin`; `transformers` is never needed.
 """
 
 import json
 import os
 import pickle
+import warnings
 
 import numpy as np
 
@@ -374,3 +379,303 @@ def load_pretrained_lm(source_format, path, num_special_tokens=3, preset=None):
     backbone = GPT1Backbone(**config)
     convert_hf_weights(backbone, state)
     return GPT1CausalLM(backbone)
+
+
+# === Export: a Keras model -> a Hugging Face OpenAIGPT* checkpoint ===
+
+# GPT1DecoderBlock sub-layer path, variable -> HF name of one block's tensor.
+_BLOCK_TENSORS = (
+    ("attn.c_attn", "kernel", "attn.c_attn.weight"),
+    ("attn.c_attn", "bias", "attn.c_attn.bias"),
+    ("attn.c_proj", "kernel", "attn.c_proj.weight"),
+    ("attn.c_proj", "bias", "attn.c_proj.bias"),
+    ("ln_1", "gamma", "ln_1.weight"),
+    ("ln_1", "beta", "ln_1.bias"),
+    ("c_fc", "kernel", "mlp.c_fc.weight"),
+    ("c_fc", "bias", "mlp.c_fc.bias"),
+    ("c_proj", "kernel", "mlp.c_proj.weight"),
+    ("c_proj", "bias", "mlp.c_proj.bias"),
+    ("ln_2", "gamma", "ln_2.weight"),
+    ("ln_2", "beta", "ln_2.bias"),
+)
+# Classifier heads that `OpenAIGPTDoubleHeadsModel`'s multiple-choice head represents.
+_DOUBLE_HEADS = ("multiple_choice",)
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json")
+
+
+class ExportError(UserError, ValueError):
+    """A model that cannot be written as a Hugging Face `OpenAIGPT*` checkpoint."""
+
+
+def _numpy(value):
+    import keras
+
+    return np.ascontiguousarray(keras.ops.convert_to_numpy(value), dtype=np.float32)
+
+
+def _split_model(model):
+    """`(backbone, classifier or None)` of a backbone, causal LM or classifier."""
+    from gpt1_keras.models.gpt1_backbone import GPT1Backbone
+    from gpt1_keras.models.gpt1_causal_lm import GPT1CausalLM
+    from gpt1_keras.models.gpt1_classifier import GPT1Classifier
+
+    if isinstance(model, GPT1Backbone):
+        backbone, classifier = model, None
+    elif isinstance(model, (GPT1CausalLM, GPT1Classifier)):
+        backbone = model.backbone
+        classifier = model if isinstance(model, GPT1Classifier) else None
+    else:
+        raise ExportError(
+            "Only a GPT1Backbone, GPT1CausalLM or GPT1Classifier can be written as a "
+            f"Hugging Face OpenAIGPT checkpoint. Received: {type(model).__name__}"
+        )
+    if not isinstance(backbone, GPT1Backbone):
+        raise ExportError(
+            "Hugging Face's OpenAIGPT models are transformers: a model with a "
+            f"{type(backbone).__name__} backbone cannot be exported."
+        )
+    quantized = [(layer.path, layer.quantization_mode)
+                 for layer in backbone._flatten_layers() if layer.quantization_mode]
+    if quantized:
+        raise ExportError(
+            f"The model is quantized ({quantized[0][0]!r} is {quantized[0][1]}); "
+            "Hugging Face's GPT-1 has no quantized format: export the float model."
+        )
+    if backbone.intermediate_dim != 4 * backbone.hidden_dim:
+        raise ExportError(
+            "Hugging Face's OpenAIGPT fixes the MLP width at 4 x n_embd. Received: "
+            f"intermediate_dim={backbone.intermediate_dim}, hidden_dim={backbone.hidden_dim}"
+        )
+    return backbone, classifier
+
+
+def _check_vocabulary_size(backbone, vocabulary_size):
+    rows = backbone.vocabulary_size
+    if vocabulary_size is None:
+        return rows
+    if not isinstance(vocabulary_size, int) or not 1 <= vocabulary_size <= rows:
+        raise ExportError(
+            f"`vocabulary_size` must be an int in [1, {rows}] (the model's token "
+            f"embedding rows). Received: vocabulary_size={vocabulary_size!r}"
+        )
+    return vocabulary_size
+
+
+def hf_state_dict(model, vocabulary_size=None):
+    """The model's weights named as a Hugging Face `OpenAIGPT*` state dict.
+
+    Args:
+        model: a `GPT1Backbone`, `GPT1CausalLM` or `GPT1Classifier`.
+        vocabulary_size: rows of the token embedding to write (default: all).
+
+    Returns:
+        `{name: float32 np.ndarray}` with the `transformer.` prefix of HF's head
+        models; Conv1D weights are `[in, out]` (a Keras `Dense` kernel's layout),
+        and a multiple-choice head adds `multiple_choice_head.summary.weight`
+        (`[1, hidden]`, an `nn.Linear`'s layout) and `.bias`.
+    """
+    backbone, classifier = _split_model(model)
+    vocabulary_size = _check_vocabulary_size(backbone, vocabulary_size)
+    state = {
+        "transformer.tokens_embed.weight": _numpy(
+            backbone.token_embedding.embeddings)[:vocabulary_size],
+        "transformer.positions_embed.weight": _numpy(backbone.position_embedding.embeddings),
+    }
+    for i, block in enumerate(backbone.transformer_layers):
+        for path, attribute, hf_name in _BLOCK_TENSORS:
+            layer = block
+            for part in path.split("."):
+                layer = getattr(layer, part)
+            # `Dense.kernel` is the merged kernel when LoRA is enabled.
+            state[f"transformer.h.{i}.{hf_name}"] = _numpy(getattr(layer, attribute))
+    if classifier is not None and classifier.head in _DOUBLE_HEADS:
+        head = classifier.get_layer("classifier_head")
+        state["multiple_choice_head.summary.weight"] = np.ascontiguousarray(
+            _numpy(head.kernel).T)
+        state["multiple_choice_head.summary.bias"] = _numpy(head.bias)
+    return {name: np.ascontiguousarray(value) for name, value in state.items()}
+
+
+def hf_config(model, vocabulary_size=None):
+    """The `config.json` of `OpenAIGPTConfig` describing `model`, as a dict."""
+    backbone, classifier = _split_model(model)
+    vocabulary_size = _check_vocabulary_size(backbone, vocabulary_size)
+    config = {
+        "model_type": "openai-gpt",
+        "architectures": ["OpenAIGPTLMHeadModel"],
+        "vocab_size": vocabulary_size,
+        "n_positions": backbone.max_sequence_length,
+        "n_embd": backbone.hidden_dim,
+        "n_layer": backbone.num_layers,
+        "n_head": backbone.num_heads,
+        "afn": "gelu",  # HF's "gelu" for GPT-1 is the tanh approximation, as ours.
+        "resid_pdrop": backbone.dropout,
+        "embd_pdrop": backbone.dropout,
+        "attn_pdrop": backbone.dropout,
+        "layer_norm_epsilon": backbone.layer_norm_epsilon,
+        "initializer_range": 0.02,
+        "summary_type": "cls_index",
+        "summary_use_proj": True,
+        "summary_activation": None,
+        "summary_proj_to_labels": True,
+        "summary_first_dropout": 0.1,
+        "tie_word_embeddings": True,
+    }
+    if classifier is not None and classifier.head in _DOUBLE_HEADS:
+        config["architectures"] = ["OpenAIGPTDoubleHeadsModel"]
+        config["summary_first_dropout"] = classifier.dropout
+        config["num_labels"] = 1  # One score per choice.
+    return config
+
+
+def _model_tokenizer(model):
+    preprocessor = getattr(model, "preprocessor", None)
+    return getattr(preprocessor, "tokenizer", None)
+
+
+def write_tokenizer_files(tokenizer, directory, vocabulary_size=None,
+                          model_max_length=None):
+    """Writes `vocab.json`, `merges.txt` and `tokenizer_config.json` of a `GPT1Tokenizer`.
+
+    `transformers.OpenAIGPTTokenizer.from_pretrained(directory)` then gives the ids
+    of `GPT1Tokenizer(normalization="bert")` (HF's tokenizer without ftfy/spaCy) or of
+    the `"openai"` mode (with them), and knows `_start_`, `_delimiter_` and
+    `_classify_` as special tokens with our ids when they are within
+    `vocabulary_size`.
+
+    Args:
+        tokenizer: a `GPT1Tokenizer`.
+        directory: an existing directory.
+        vocabulary_size: ids to keep (default: all of the tokenizer's).
+        model_max_length: the context written to `tokenizer_config.json`.
+    """
+    from gpt1_keras.tokenizers.bpe import load_merges
+    from gpt1_keras.tokenizers.gpt1_tokenizer import SPECIAL_TOKENS
+
+    tokens = tokenizer.get_vocabulary()
+    if vocabulary_size is None:
+        vocabulary_size = len(tokens)
+    special = {i: t for i, t in enumerate(tokens) if t in SPECIAL_TOKENS and i < vocabulary_size}
+    encoder = {t: i for i, t in enumerate(tokens[:vocabulary_size]) if i not in special}
+    with open(os.path.join(directory, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump(encoder, f, ensure_ascii=False)
+    # HF's reader skips the first line and needs a final newline.
+    with open(os.path.join(directory, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n")
+        f.writelines(" ".join(pair) + "\n" for pair in load_merges(tokenizer.merges))
+    config = {
+        "tokenizer_class": "OpenAIGPTTokenizer",
+        "unk_token": "<unk>",
+        "do_lower_case": True,
+        "added_tokens_decoder": {
+            str(i): {"content": t, "special": True, "lstrip": False, "rstrip": False,
+                     "normalized": False, "single_word": False}
+            for i, t in special.items()
+        },
+        "additional_special_tokens": list(special.values()),
+    }
+    if model_max_length is not None:
+        config["model_max_length"] = int(model_max_length)
+    with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
+
+
+def export_to_hf(model, directory, tokenizer="auto", vocabulary_size=None):
+    """Writes `model` as a Hugging Face `OpenAIGPT*` checkpoint in `directory`.
+
+    Writes `model.safetensors` and `config.json`, which
+    `transformers.OpenAIGPTLMHeadModel.from_pretrained(directory)` (or
+    `OpenAIGPTModel` / `OpenAIGPTDoubleHeadsModel`) loads, and the tokenizer files
+    `vocab.json`, `merges.txt` and `tokenizer_config.json`, which
+    `transformers.OpenAIGPTTokenizer.from_pretrained(directory)` loads.
+    `load_pretrained_lm("hf", directory, num_special_tokens=0)` reads it back.
+
+    | model | `architectures` in `config.json` | tensors |
+    | --- | --- | --- |
+    | `GPT1Backbone`, `GPT1CausalLM` | `OpenAIGPTLMHeadModel` | `transformer.*` (the LM head is tied to the token embedding, as in HF) |
+    | `GPT1Classifier`, head `"multiple_choice"` | `OpenAIGPTDoubleHeadsModel` | `transformer.*` and `multiple_choice_head.summary.{weight,bias}` |
+    | `GPT1Classifier`, head `"classification"`, `"entailment"` or `"similarity"` | `OpenAIGPTLMHeadModel` | `transformer.*` only, with a warning that the head is not written |
+
+    `OpenAIGPTDoubleHeadsModel`'s multiple-choice head reads the hidden state at
+    `mc_token_ids` and applies a linear layer with bias to one output: GPT-1's
+    multiple-choice head, given `mc_token_ids` = the `_classify_` token (the last
+    real token, `sum(padding_mask) - 1`); its `mc_logits` for `input_ids` of shape
+    `(batch, choices, length)` equal ours. HF has no exact home for the other
+    heads: `OpenAIGPTDoubleHeadsModel` forces `num_labels=1`,
+    `OpenAIGPTForSequenceClassification`'s linear layer has no bias (ours does)
+    and finds the last token through a padding id (GPT-1 has none), and no HF
+    head adds two sequences' states (`"similarity"`). Their backbone is written.
+
+    Every row of the token embedding is written by default (GPT-1's 40,478 BPE
+    tokens and `_start_`, `_delimiter_`, `_classify_`), so HF's logits cover our
+    vocabulary; the tokenizer files list the special tokens as added tokens with our
+    ids (40478-40480). `vocabulary_size=40478` writes `openai-gpt`'s own vocabulary.
+    LoRA-enabled layers are written with their merged kernels (`Dense.kernel`). A
+    quantized model cannot be exported (HF's GPT-1 has no int8 format): export the
+    float model.
+
+    Args:
+        model: a `GPT1Backbone`, `GPT1CausalLM` or `GPT1Classifier` (see the module
+            docstring for what each becomes).
+        directory: where to write; created if missing. Files of an earlier export
+            there are replaced.
+        tokenizer: `"auto"` (the model's preprocessor's tokenizer, else GPT-1's own
+            `GPT1Tokenizer()` when the model's vocabulary is GPT-1's 40,478 + 3
+            tokens, else none), a `GPT1Tokenizer`, or `None` (no tokenizer files).
+        vocabulary_size: rows of the token embedding to write (default: all).
+
+    Returns:
+        The list of files written.
+
+    Example:
+    ```python
+    lm = GPT1CausalLM.from_architecture("gpt1_tiny")
+    export_to_hf(lm, "/tmp/gpt1_hf")
+    hf = transformers.OpenAIGPTLMHeadModel.from_pretrained("/tmp/gpt1_hf")
+    ```
+    """
+    from safetensors.numpy import save_file
+
+    backbone, classifier = _split_model(model)
+    vocabulary_size = _check_vocabulary_size(backbone, vocabulary_size)
+    if classifier is not None and classifier.head not in _DOUBLE_HEADS:
+        warnings.warn(
+            f"Hugging Face has no equivalent of GPT1Classifier(head={classifier.head!r}) "
+            "(OpenAIGPTForSequenceClassification has no bias and pools at a padding "
+            "id; only the multiple-choice head maps, to OpenAIGPTDoubleHeadsModel): "
+            "writing the backbone and the tied LM head only (OpenAIGPTLMHeadModel).",
+            stacklevel=2,
+        )
+    if tokenizer == "auto":
+        tokenizer = _model_tokenizer(model)
+        if tokenizer is None and backbone.vocabulary_size in (40478, 40481):
+            from gpt1_keras.tokenizers.gpt1_tokenizer import GPT1Tokenizer
+
+            tokenizer = GPT1Tokenizer()
+    if tokenizer is not None and tokenizer.vocabulary_size() < vocabulary_size:
+        raise ExportError(
+            f"The tokenizer has {tokenizer.vocabulary_size()} ids, fewer than the "
+            f"{vocabulary_size} embedding rows written: pass its tokenizer, "
+            "tokenizer=None or a smaller vocabulary_size."
+        )
+    state = hf_state_dict(model, vocabulary_size)
+    config = hf_config(model, vocabulary_size)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise ExportError(f"The export directory {directory} is a file.")
+    os.makedirs(directory, exist_ok=True)
+    written = []
+    weights_path = os.path.join(directory, WEIGHTS_FILE)
+    save_file(state, weights_path + ".tmp", metadata={"format": "pt"})
+    os.replace(weights_path + ".tmp", weights_path)
+    written.append(weights_path)
+    config_path = os.path.join(directory, CONFIG_FILE)
+    with open(config_path, "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
+    written.append(config_path)
+    if tokenizer is not None:
+        write_tokenizer_files(tokenizer, directory, vocabulary_size,
+                              model_max_length=backbone.max_sequence_length)
+        written += [os.path.join(directory, name) for name in TOKENIZER_FILES]
+    return written

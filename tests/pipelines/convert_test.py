@@ -10,6 +10,7 @@ import numpy as np
 from absl.testing import absltest
 
 import gpt1_keras  # noqa: F401 (registers the serializable classes)
+from gpt1_keras.models import GPT1CausalLM
 from tests.models import hf_reference
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -126,6 +127,64 @@ class ConvertBinaryTest(absltest.TestCase):
         result = _run_convert(f"--input={source}", "--output=/tmp/x.keras")
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("model.safetensors", result.stderr)
+
+    def test_keras_file_to_hf_directory(self):
+        # --direction=to_hf: a .keras model (written by the binary from a random HF
+        # model, so that every tensor is non-trivial) back to a transformers directory.
+        import transformers
+
+        hf_model = hf_reference.make_hf_lm(**hf_reference.SMALL_CONFIG)
+        source = self.create_tempdir().full_path
+        hf_model.save_pretrained(source)
+        model_path = os.path.join(self.create_tempdir().full_path, "lm.keras")
+        result = _run_convert(f"--input={source}", f"--output={model_path}")
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+        output = os.path.join(self.create_tempdir().full_path, "hf")
+        result = _run_convert("--direction=to_hf", f"--input={model_path}",
+                              f"--output={output}")
+        self.assertEqual(result.returncode, 0, result.stderr[-3000:])
+
+        exported = transformers.OpenAIGPTLMHeadModel.from_pretrained(output).eval()
+        vocab = hf_reference.SMALL_CONFIG["vocab_size"]
+        self.assertEqual(exported.config.vocab_size, vocab + 3)  # with the special rows
+        ids = np.random.default_rng(2).integers(0, vocab, (2, 10)).astype("int32")
+        mask = np.ones_like(ids)
+        mask[1, 6:] = 0
+        lm = keras.saving.load_model(model_path)
+        ours = keras.ops.convert_to_numpy(lm({"token_ids": ids, "padding_mask": mask}))
+        got = hf_reference.hf_logits(exported, ids, mask)
+        real = mask.astype(bool)
+        np.testing.assert_allclose(got[real], ours[real], atol=1e-4)
+        # ... and the original model's, on its own vocabulary.
+        np.testing.assert_allclose(got[real][:, :vocab],
+                                   hf_reference.hf_logits(hf_model, ids, mask)[real],
+                                   atol=1e-4)
+
+    def test_to_hf_bad_flags_are_one_line(self):
+        source = self.create_tempdir()
+        not_keras = source.create_file("model.h5", content="x").full_path
+        output = self.create_tempdir().full_path
+        lstm_path = os.path.join(source.full_path, "lstm.keras")
+        GPT1CausalLM.from_architecture("lstm_tiny").save(lstm_path)
+        for args, expected in (
+            ([f"--input={not_keras}", f"--output={output}"],
+             "--input must be a .keras model file with --direction=to_hf"),
+            ([f"--input={lstm_path}", f"--output={not_keras}"],
+             f"--output={not_keras} is a file; pass a directory"),
+            ([f"--input={lstm_path}", f"--output={output}", "--source_format=openai"],
+             "--source_format is not used with --direction=to_hf"),
+            ([f"--input={lstm_path}", f"--output={output}"],
+             "LSTMBackbone backbone cannot be exported"),
+        ):
+            result = _run_convert("--direction=to_hf", *args)
+            self.assertEqual(result.returncode, 2, result.stderr[-3000:])
+            self.assertNotIn("Traceback", result.stderr)
+            (line,) = [l for l in result.stderr.splitlines() if l.startswith("ERROR:")]
+            self.assertIn(expected, line)
+        result = _run_convert(f"--input={source.full_path}", "--output=/tmp/x.keras",
+                              "--vocabulary_size=10")
+        self.assertIn("--vocabulary_size is not used with --direction=to_keras",
+                      result.stderr)
 
 
 if __name__ == "__main__":
