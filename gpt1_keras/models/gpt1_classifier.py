@@ -1,7 +1,10 @@
 import warnings
 
 import keras
+import keras_hub
 from keras import ops
+from keras_hub.src.utils import preset_utils
+from keras_hub.src.utils.python_utils import classproperty
 
 from gpt1_keras.layers.auxiliary_lm_loss import AuxiliaryLMLoss
 from gpt1_keras.layers.classify_token_pooler import ClassifyTokenPooler
@@ -9,7 +12,10 @@ from gpt1_keras.layers.flatten_sequences import FlattenSequences
 from gpt1_keras.layers.initializers import gpt1_initializer
 from gpt1_keras.layers.seeded_dropout import seeded_dropout
 from gpt1_keras.layers.unflatten_sequences import UnflattenSequences
+from gpt1_keras.models import preset_loading
+from gpt1_keras.models.architectures import ARCHITECTURES
 from gpt1_keras.models.architectures import build_backbone
+from gpt1_keras.models.gpt1_backbone import GPT1Backbone
 from gpt1_keras.models.gpt1_presets import preset_architecture
 
 # The paper's head types (section 3.3): what `GPT1Classifier(head=...)` builds.
@@ -17,8 +23,12 @@ HEADS = ("classification", "entailment", "similarity", "multiple_choice")
 
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
-class GPT1Classifier(keras.Model):
+class GPT1Classifier(keras_hub.models.TextClassifier):
     """GPT-1 fine-tuning model: a backbone plus one of the paper's heads.
+
+    A `keras_hub.models.TextClassifier` (`keras_hub.models.TextClassifier.from_preset`
+    of a preset it saved returns this class), with the paper's head types,
+    similarity and multiple choice included, which keras-hub lacks.
 
     The head reads the final hidden state of the `_classify_` token (the last
     real token of each sequence, `sum(padding_mask) - 1`; see
@@ -43,6 +53,13 @@ class GPT1Classifier(keras.Model):
     `evaluate` and `predict` accept raw strings (and pairs or choices); the
     preprocessor turns them into token ids in `tf.data`.
 
+    `from_preset` loads weights: a preset directory (a pretrained backbone and
+    its tokenizer, e.g. written by a pretraining run or `save_to_preset()`, or a
+    whole fine-tuned classifier), `"hf://openai-community/openai-gpt"` (the
+    released GPT-1, converted on load), a local Hugging Face directory, or a
+    `"kaggle://"` handle. `from_architecture` builds an untrained model from an
+    architecture configuration (`gpt1_tiny`, ..., `lstm_tiny`, ...).
+
     Args:
         backbone: a `GPT1Backbone` (or the `LSTMBackbone` baseline).
         num_classes: output classes; `1` with `head="similarity"` means a
@@ -56,8 +73,8 @@ class GPT1Classifier(keras.Model):
             holding `task` load unchanged.
         lm_coef: the weight of the auxiliary LM loss (0.5 in GPT-1; 0 disables).
         dropout: dropout on the classifier input (0.1 in GPT-1).
-        preprocessor: optional `GPT1ClassifierPreprocessor`.
-        **kwargs: `keras.Model` arguments (`name`, ...).
+        preprocessor: optional `GPT1ClassifierPreprocessor`, of the same `head`.
+        **kwargs: `keras_hub.models.Task` arguments (`name`, `compile`, ...).
 
     Call arguments (a dict):
         token_ids: int `(B, T)`, `(B, 2, T)` or `(B, K, T)` by head.
@@ -71,8 +88,28 @@ class GPT1Classifier(keras.Model):
     model = GPT1Classifier(backbone, num_classes=2, preprocessor=preprocessor)
     model.compile()
     model.fit(x=["a great movie", "dull"], y=[1, 0], batch_size=2)
+
+    # The released GPT-1 with a fresh entailment head, fine-tuned and saved.
+    model = GPT1Classifier.from_preset("hf://openai-community/openai-gpt",
+                                       num_classes=2, head="entailment",
+                                       sequence_length=128)
+    model.fit(x=(premises, hypotheses), y=labels, batch_size=8)
+    model.save_to_preset("./rte_preset")
+    model = keras_hub.models.TextClassifier.from_preset("./rte_preset")
     ```
     """
+
+    backbone_cls = GPT1Backbone
+
+    @classproperty
+    def preprocessor_cls(cls):
+        """`GPT1ClassifierPreprocessor`, imported when first read: the models load
+        without the preprocessing modules until a preprocessor is needed."""
+        from gpt1_keras.preprocessing.gpt1_classifier_preprocessor import (
+            GPT1ClassifierPreprocessor,
+        )
+
+        return GPT1ClassifierPreprocessor
 
     def __init__(
         self,
@@ -114,8 +151,30 @@ class GPT1Classifier(keras.Model):
             )
         if lm_coef < 0:
             raise ValueError(f"`lm_coef` must be >= 0. Received: lm_coef={lm_coef}")
+        preprocessor_head = getattr(preprocessor, "head", head)
+        if preprocessor_head != head:
+            raise ValueError(
+                f"The preprocessor lays inputs out for head={preprocessor_head!r}; the "
+                f"classifier has head={head!r}. Build the preprocessor with the same "
+                "head (GPT1Classifier.from_preset(..., head=...) does).")
+        length = getattr(preprocessor, "sequence_length", None)
+        context = getattr(backbone, "max_sequence_length", None)
+        if isinstance(length, int) and isinstance(context, int) and length > context:
+            raise ValueError(
+                f"The preprocessor's sequence_length={length} exceeds the backbone's "
+                f"max_sequence_length={context}.")
+
+        # === Config ===
+        # Set before `super().__init__()`, which compiles (`compile` reads
+        # `num_classes`).
+        self.num_classes = num_classes
+        self.head = head
+        self.lm_coef = lm_coef
+        self.dropout = dropout
 
         # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
         pooler = ClassifyTokenPooler(name="classify_token")
         head_dropout = seeded_dropout(dropout, name="classifier_dropout")
         head_dense = keras.layers.Dense(
@@ -164,15 +223,6 @@ class GPT1Classifier(keras.Model):
             **kwargs,
         )
 
-        self.backbone = backbone
-        self.preprocessor = preprocessor
-
-        # === Config ===
-        self.num_classes = num_classes
-        self.head = head
-        self.lm_coef = lm_coef
-        self.dropout = dropout
-
     @property
     def regression(self):
         return self.num_classes == 1
@@ -216,33 +266,41 @@ class GPT1Classifier(keras.Model):
 
     # === Raw inputs through the preprocessor ===
     # With a preprocessor, raw data becomes a `tf.data.Dataset` of
-    # preprocessed batches (built by the TF-side preprocessor, so this file
-    # imports no TensorFlow); otherwise Keras' own handling applies.
+    # preprocessed batches (`GPT1ClassifierPreprocessor.make_dataset`: raw
+    # arrays shuffled each epoch when `shuffle`, a `tf.distribute`
+    # `DistributedDataset` passed as it is, since fine-tuning maps the
+    # preprocessor inside its `dataset_fn`); otherwise Keras' own handling
+    # applies. keras-hub's `PipelineModel` versions of these methods are
+    # skipped: they would map the preprocessor a second time, and neither
+    # shuffle raw arrays nor take a distributed dataset.
     def fit(self, x=None, y=None, batch_size=None, sample_weight=None,
             validation_data=None, shuffle=True, **kwargs):
         if self.preprocessor is None:
-            return super().fit(x, y, batch_size=batch_size, sample_weight=sample_weight,
-                               validation_data=validation_data, shuffle=shuffle, **kwargs)
+            return keras.Model.fit(
+                self, x, y, batch_size=batch_size, sample_weight=sample_weight,
+                validation_data=validation_data, shuffle=shuffle, **kwargs)
         batch_size = batch_size or 32
         x = self.preprocessor.make_dataset(x, y, sample_weight, batch_size, shuffle=shuffle)
         if validation_data is not None:
             validation_data = self.preprocessor.make_dataset(
                 *_unpack_validation(validation_data), batch_size
             )
-        return super().fit(x, validation_data=validation_data, shuffle=False, **kwargs)
+        return keras.Model.fit(self, x, validation_data=validation_data, shuffle=False,
+                               **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
-        if self.preprocessor is None:
-            return super().evaluate(x, y, batch_size=batch_size,
-                                    sample_weight=sample_weight, **kwargs)
+        if self.preprocessor is None or kwargs.get("_use_cached_eval_dataset"):
+            # (`fit`'s validation reuses the dataset `fit` preprocessed.)
+            return keras.Model.evaluate(self, x, y, batch_size=batch_size,
+                                        sample_weight=sample_weight, **kwargs)
         x = self.preprocessor.make_dataset(x, y, sample_weight, batch_size or 32)
-        return super().evaluate(x, **kwargs)
+        return keras.Model.evaluate(self, x, **kwargs)
 
     def predict(self, x, batch_size=None, **kwargs):
         if self.preprocessor is None:
-            return super().predict(x, batch_size=batch_size, **kwargs)
+            return keras.Model.predict(self, x, batch_size=batch_size, **kwargs)
         x = self.preprocessor.make_dataset(x, None, None, batch_size or 32)
-        return super().predict(x, **kwargs)
+        return keras.Model.predict(self, x, **kwargs)
 
     def get_config(self):
         return {
@@ -278,9 +336,74 @@ class GPT1Classifier(keras.Model):
                    head=head, **kwargs)
 
     @classmethod
-    def from_preset(cls, preset, **kwargs):
-        # TODO(#12): keras-hub semantics (weights included); for now an alias.
-        return cls.from_architecture(preset, **kwargs)
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Instantiates a classifier from a preset, weights included.
+
+        As keras-hub's `TextClassifier.from_preset`: a preset holding a whole
+        classifier (written by its `save_to_preset()`, e.g. by a fine-tuning
+        run) loads as it was saved, head weights, preprocessor and label names
+        included, unless `num_classes` or `head` is given. Otherwise (or for a
+        backbone-only preset: a pretraining run's, a Hugging Face checkpoint)
+        the classifier is the preset's pretrained backbone, a freshly
+        initialised head (`num_classes`, `head`, `lm_coef`, `dropout`), and a
+        `GPT1ClassifierPreprocessor` for that head from the preset's
+        preprocessor or tokenizer (`GPT1ClassifierPreprocessor.from_preset`;
+        `label_names` only as given).
+
+        Args:
+            preset: a preset directory written by `save_to_preset()`,
+                `"hf://openai-community/openai-gpt"` (or any Hugging Face
+                OpenAI GPT checkpoint), a local Hugging Face checkpoint
+                directory, or a `"kaggle://..."` handle; either backbone
+                (`GPT1Backbone`, `LSTMBackbone`). Architecture names
+                (`gpt1_tiny`, ...) are for `from_architecture()`.
+            load_weights: bool. If `False`, all weights are freshly initialised.
+            **kwargs: `GPT1Classifier` arguments (`num_classes`, `head`,
+                `lm_coef`, `dropout`, `preprocessor`, `backbone`), the
+                preprocessor's `sequence_length` (default: the preset's
+                preprocessor's, else the backbone's `max_sequence_length`, at
+                most 512) and `label_names`, and `dtype` for the backbone.
+
+        Example:
+        ```python
+        model = GPT1Classifier.from_preset(
+            "hf://openai-community/openai-gpt", num_classes=2, head="entailment",
+            sequence_length=128, label_names=("entailment", "not_entailment"))
+        ```
+        """
+        loader = preset_loading.get_preset_loader(preset, cls.__name__)
+        backbone_cls = loader.check_backbone_class()
+        backbones = tuple(ARCHITECTURES.values())
+        if not (isinstance(backbone_cls, type) and issubclass(backbone_cls, backbones)):
+            names = ", ".join(c.__name__ for c in backbones)
+            raise preset_loading.PresetError(
+                f"Preset {loader.preset!r} holds a {getattr(backbone_cls, '__name__', backbone_cls)}; "
+                f"{cls.__name__} takes a backbone of the GPT-1 family ({names}).")
+        preprocessor_cls = cls.preprocessor_cls
+        from gpt1_keras.preprocessing.gpt1_classifier_preprocessor import preset_holds
+
+        fresh_head = "num_classes" in kwargs or "head" in kwargs
+        if not fresh_head and preset_holds(loader, preset_utils.TASK_CONFIG_FILE, cls):
+            return loader.load_task(cls, load_weights, True, **kwargs)
+
+        head = kwargs.pop("head", "classification")
+        preprocessor_kwargs = {
+            name: kwargs.pop(name) for name in ("sequence_length", "label_names")
+            if name in kwargs
+        }
+        backbone_kwargs, kwargs = loader.get_backbone_kwargs(**kwargs)
+        if "backbone" not in kwargs:
+            kwargs["backbone"] = loader.load_backbone(backbone_cls, load_weights,
+                                                      **backbone_kwargs)
+        if "preprocessor" not in kwargs:
+            preprocessor_kwargs.setdefault("label_names", None)  # The new head's.
+            kwargs["preprocessor"] = preprocessor_cls.from_preset(
+                loader.preset, head=head, **preprocessor_kwargs)
+        elif preprocessor_kwargs:
+            raise ValueError(
+                f"{', '.join(preprocessor_kwargs)} configure the preprocessor that "
+                "from_preset builds; with `preprocessor` given, set them on it.")
+        return cls(head=head, **kwargs)
 
 
 def _head_from_task(head, task):

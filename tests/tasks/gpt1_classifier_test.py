@@ -231,5 +231,139 @@ class RawStringsTest(test_case.TestCase):
         self.assertEqual(proc.stdout.split()[-1], "GPT1ClassifierPreprocessor")
 
 
+def _weights(model):
+    return [to_numpy(w) for w in model.weights]
+
+
+class PresetTest(test_case.TestCase):
+    """`save_to_preset` / `from_preset` with keras-hub's meaning (weights included)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        from gpt1_keras.tokenizers import GPT1Tokenizer
+
+        cls.tokenizer = GPT1Tokenizer()  # The real BPE: its files go in the presets.
+
+    def setUp(self):
+        super().setUp()
+        from gpt1_keras.preprocessing import GPT1ClassifierPreprocessor
+
+        self.preprocessor_cls = GPT1ClassifierPreprocessor
+        self.pairs = (["A man sleeps.", "Dogs run fast!"], ["Someone rests.", ""])
+
+    def _classifier(self, backbone, head="entailment", **kwargs):
+        preprocessor = self.preprocessor_cls(self.tokenizer, head, 16,
+                                             label_names=("entailment", "other"))
+        model = GPT1Classifier(backbone, num_classes=2, head=head,
+                               preprocessor=preprocessor, **kwargs)
+        test_case.assign_random_weights(model, stddev=0.1)  # the head too
+        return model
+
+    def test_fine_tuned_classifier_round_trips(self):
+        import keras_hub
+
+        model = self._classifier(GPT1Backbone.from_architecture("gpt1_tiny"), lm_coef=0.25)
+        expected = model.predict(self.pairs, verbose=0)
+        directory = self.create_tempdir().full_path
+        model.save_to_preset(directory)
+        # keras-hub's base class resolves to ours: head weights, preprocessor,
+        # label names and the model's arguments as saved.
+        restored = keras_hub.models.TextClassifier.from_preset(directory)
+        self.assertIsInstance(restored, GPT1Classifier)
+        self.assertEqual((restored.head, restored.lm_coef, restored.num_classes),
+                         ("entailment", 0.25, 2))
+        self.assertEqual((restored.preprocessor.label_names,
+                          restored.preprocessor.sequence_length),
+                         (("entailment", "other"), 16))
+        self.assertAllClose(restored.predict(self.pairs, verbose=0), expected, atol=1e-6)
+        for a, b in zip(_weights(restored), _weights(model)):
+            np.testing.assert_array_equal(a, b)
+
+        # A new head (num_classes or head given): the preset's backbone, a fresh
+        # head, the preprocessor re-laid for that head, label names only as given.
+        other = GPT1Classifier.from_preset(directory, num_classes=3, head="similarity",
+                                           sequence_length=12)
+        for a, b in zip(_weights(other.backbone), _weights(model.backbone)):
+            np.testing.assert_array_equal(a, b)
+        self.assertEqual((other.head, other.preprocessor.head, other.preprocessor.label_names,
+                          other.preprocessor.sequence_length), ("similarity", "similarity",
+                                                                None, 12))
+        self.assertEqual(other.predict(self.pairs, verbose=0).shape, (2, 3))
+        untrained = GPT1Classifier.from_preset(directory, load_weights=False)
+        self.assertFalse(np.array_equal(_weights(untrained.backbone)[0],
+                                        _weights(model.backbone)[0]))
+
+    def test_from_a_pretrained_lm_preset(self):
+        from gpt1_keras.models import GPT1CausalLM
+        from gpt1_keras.preprocessing.gpt1_causal_lm_preprocessor import (
+            GPT1CausalLMPreprocessor,
+        )
+
+        # What a pretraining run writes: an LM (its own preprocessor) and tokenizer.
+        lm = GPT1CausalLM(GPT1Backbone.from_architecture("gpt1_tiny"),
+                          preprocessor=GPT1CausalLMPreprocessor(self.tokenizer, 32))
+        directory = self.create_tempdir().full_path
+        lm.save_to_preset(directory)
+        model = GPT1Classifier.from_preset(directory, num_classes=2, head="entailment",
+                                           label_names=["yes", "no"])
+        for a, b in zip(_weights(model.backbone), _weights(lm.backbone)):
+            np.testing.assert_array_equal(a, b)
+        # The tokenizer of the preset; sequence_length: the backbone's context.
+        self.assertEqual((model.preprocessor.head, model.preprocessor.sequence_length,
+                          model.preprocessor.label_names), ("entailment", 64, ("yes", "no")))
+        np.testing.assert_array_equal(
+            model.preprocessor(self.pairs)["token_ids"],
+            self.preprocessor_cls(self.tokenizer, "entailment", 64)(self.pairs)["token_ids"])
+        # The classifier trains from there, with the preset's tokenizer.
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        history = model.fit(self.pairs, np.array([0, 1]), batch_size=2, epochs=3, verbose=0)
+        self.assertLess(history.history["loss"][-1], history.history["loss"][0])
+        with self.assertRaisesRegex(ValueError, "'classification' needs `num_classes`"):
+            GPT1Classifier.from_preset(directory)
+
+    def test_lstm_backbone_preset(self):
+        from gpt1_keras.models import LSTMBackbone
+
+        backbone = LSTMBackbone.from_architecture("lstm_tiny")
+        directory = self.create_tempdir().full_path
+        backbone.save_to_preset(directory)
+        self.tokenizer.save_to_preset(directory)
+        model = GPT1Classifier.from_preset(directory, num_classes=2, head="classification")
+        self.assertIsInstance(model.backbone, LSTMBackbone)
+        for a, b in zip(_weights(model.backbone), _weights(backbone)):
+            np.testing.assert_array_equal(a, b)
+        expected = model.predict(["a fine film", "bad"], verbose=0)
+        tuned = self.create_tempdir().full_path
+        model.save_to_preset(tuned)
+        restored = GPT1Classifier.from_preset(tuned)
+        self.assertIsInstance(restored.backbone, LSTMBackbone)
+        self.assertAllClose(restored.predict(["a fine film", "bad"], verbose=0), expected,
+                            atol=1e-6)
+
+    def test_bad_presets_and_mismatches_name_the_problem(self):
+        from gpt1_keras.models.preset_loading import PresetError
+        from gpt1_keras.models.preset_loading import PresetNotFoundError
+
+        with self.assertRaisesRegex(PresetError, r"GPT1Classifier\.from_architecture"):
+            GPT1Classifier.from_preset("gpt1_tiny", num_classes=2)
+        missing = os.path.join(self.create_tempdir().full_path, "nothing")
+        with self.assertRaisesRegex(PresetNotFoundError, "nothing"):
+            GPT1Classifier.from_preset(missing, num_classes=2)
+        backbone = GPT1Backbone(**TINY_BACKBONE)
+        preprocessor = self.preprocessor_cls(self.tokenizer, "entailment", 8)
+        with self.assertRaisesRegex(ValueError, "head='entailment'.*head='similarity'"):
+            GPT1Classifier(backbone, num_classes=2, head="similarity",
+                           preprocessor=preprocessor)
+        too_long = self.preprocessor_cls(self.tokenizer, "classification", 17)
+        with self.assertRaisesRegex(ValueError, "sequence_length=17.*max_sequence_length=16"):
+            GPT1Classifier(backbone, num_classes=2, preprocessor=too_long)
+        directory = self.create_tempdir().full_path
+        GPT1Classifier(backbone, num_classes=2).save_to_preset(directory)
+        with self.assertRaisesRegex(ValueError, "sequence_length.*with `preprocessor` given"):
+            GPT1Classifier.from_preset(directory, num_classes=2, preprocessor=preprocessor,
+                                       head="entailment", sequence_length=8)
+
+
 if __name__ == "__main__":
     absltest.main()
