@@ -8,3 +8,6 @@ from gpt1_keras.models.lstm_backbone import LSTMBackbone
 from gpt1_keras.models.gpt1_presets import lstm_backbone_presets
 from gpt1_keras.models.architectures import backbone_class
 from gpt1_keras.models.architectures import build_backbone
+from gpt1_keras.models import preset_loading
+from gpt1_keras.models.preset_loading import PresetError
+from gpt1_keras.models.preset_loading import PresetNotFoundError

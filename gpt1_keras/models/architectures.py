@@ -5,15 +5,21 @@ take `{"token_ids", "padding_mask"}` and return `(batch, length, hidden_dim)`
 states with a `token_embedding`, so `GPT1CausalLM` and `GPT1Classifier` run on
 either.
 
+`build_backbone` takes either kind of `preset`: an architecture name
+(`gpt1_small`, `lstm_tiny`, ...: an untrained model) or a real preset (a preset
+directory, `hf://...`, `kaggle://...`: weights included).
+
 Example:
 ```python
-backbone = build_backbone("lstm", "lstm_small", dropout=0.0)
+backbone = build_backbone("lstm", "lstm_small", dropout=0.0)  # untrained
+backbone = build_backbone("transformer", "hf://openai-community/openai-gpt")
 lm = GPT1CausalLM(backbone)
 ```
 """
 
 import inspect
 
+from gpt1_keras.models import preset_loading
 from gpt1_keras.models.gpt1_backbone import GPT1Backbone
 from gpt1_keras.models.gpt1_presets import get_preset
 from gpt1_keras.models.lstm_backbone import LSTMBackbone
@@ -35,17 +41,23 @@ def backbone_class(architecture):
 
 
 def build_backbone(architecture, preset, **overrides):
-    """A randomly initialised backbone of `architecture` from one of its presets.
+    """A backbone of `architecture`: untrained from an architecture name, or a preset's.
 
     Args:
         architecture: `"transformer"` or `"lstm"`.
-        preset: a preset of that architecture (`gpt1`, `gpt1_small`, `gpt1_tiny`;
-            `lstm_small`, `lstm_tiny`); a preset of the other one is an error.
-        **overrides: constructor arguments replacing the preset's; names the
-            class does not take are an error that lists the ones it does.
+        preset: either an architecture name of that architecture (`gpt1`,
+            `gpt1_small`, `gpt1_tiny`; `lstm_small`, `lstm_tiny`), which builds a
+            randomly initialised model (`from_architecture`), or a real preset
+            (a directory written by `save_to_preset`, `"hf://owner/name"` or a
+            local Hugging Face OpenAI GPT checkpoint, `"kaggle://..."`), which
+            loads its configuration and weights (`from_preset`). An architecture
+            name or preset of the other architecture is an error.
+        **overrides: constructor arguments replacing the configuration's (for a
+            preset, only ones that keep the weights' shapes: `dropout`, `dtype`,
+            ...); names the class does not take are an error that lists the
+            ones it does.
     """
     cls = backbone_class(architecture)
-    arguments = get_preset(preset, architecture=architecture)
     known = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
     unknown = sorted(set(overrides) - known - {"name"})
     if unknown:
@@ -53,4 +65,12 @@ def build_backbone(architecture, preset, **overrides):
             f"{cls.__name__} takes no argument(s) {unknown}; it takes {sorted(known)}. "
             f"Received: overrides={overrides}"
         )
-    return cls(**{**arguments, **overrides})
+    if not preset_loading.is_architecture_name(preset):
+        held = preset_loading.preset_backbone_class(preset)
+        if not issubclass(held, cls):
+            raise preset_loading.PresetError(
+                f"Preset {preset!r} holds a {held.__name__}, not the {cls.__name__} of "
+                f"architecture={architecture!r}."
+            )
+        return cls.from_preset(preset, **overrides)
+    return cls(**{**get_preset(preset, architecture=architecture), **overrides})

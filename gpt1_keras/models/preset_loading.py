@@ -85,18 +85,20 @@ def _scheme(preset):
     return preset.split("://")[0].lower() if "://" in preset else None
 
 
-def check_preset(preset, cls_name="GPT1Backbone"):
+def check_preset(preset, cls=None):
     """Raises a one-line error if `preset` cannot name a preset.
 
     Args:
         preset: the argument given to `from_preset`.
-        cls_name: the class whose `from_preset` was called, for the message.
+        cls: the class whose `from_preset` was called, for the message
+            (default `GPT1Backbone`).
 
     Raises:
         PresetError: `preset` is not a string, or is an architecture name.
         PresetNotFoundError: `preset` is neither a handle (`scheme://...`) nor an
             existing directory.
     """
+    cls_name = cls.__name__ if cls is not None else "GPT1Backbone"
     if not isinstance(preset, (str, os.PathLike)):
         raise PresetError(
             f"`preset` must be a preset directory or a handle like "
@@ -104,10 +106,15 @@ def check_preset(preset, cls_name="GPT1Backbone"):
         )
     preset = os.fspath(preset)
     if preset in architecture_names():
+        if cls is None or hasattr(cls, "from_architecture"):
+            fix = f"use {cls_name}.from_architecture({preset!r})"
+        else:
+            fix = (f"{cls_name}.from_preset needs a preset; GPT-1's own tokenizer "
+                   "is GPT1Tokenizer()")
         raise PresetError(
             f"{preset!r} is an architecture configuration (an untrained model), not "
-            f"a preset: use {cls_name}.from_architecture({preset!r}); from_preset "
-            "loads weights (a preset directory, 'hf://...' or 'kaggle://...')."
+            f"a preset: {fix}; from_preset loads weights (a preset directory, "
+            "'hf://...' or 'kaggle://...')."
         )
     if preset in preset_utils.BUILTIN_PRESETS:
         return
@@ -157,19 +164,20 @@ def load_preset_json(preset, filename=preset_utils.CONFIG_FILE):
     return config
 
 
-def get_preset_loader(preset, cls_name="GPT1Backbone"):
+def get_preset_loader(preset, cls=None):
     """keras-hub's preset loader for `preset`, knowing Hugging Face OpenAI GPT.
 
     Args:
         preset: a preset directory or handle (see the module docstring).
-        cls_name: the class whose `from_preset` was called, for error messages.
+        cls: the class whose `from_preset` was called, for error messages.
 
     Returns:
         keras-hub's `KerasPresetLoader` for a keras-hub preset, or an
         `OpenAIGPTPresetLoader` for a `transformers` OpenAI GPT checkpoint.
     """
-    check_preset(preset, cls_name)
+    check_preset(preset, cls)
     preset = os.fspath(preset)
+    cls_name = cls.__name__ if cls is not None else "GPT1Backbone"
     config = load_preset_json(preset)
     if "registered_name" in config:
         return preset_utils.KerasPresetLoader(preset, config)
@@ -285,7 +293,7 @@ def from_preset(cls, preset, load_weights=True, **kwargs):
         loader = preset_utils.KerasPresetLoader(os.fspath(preset), {})
         load_preset_json(loader.preset, config_file)  # a clear error if corrupt
         return loader.load_tokenizer(cls, config_file, **kwargs)
-    loader = get_preset_loader(preset, cls.__name__)
+    loader = get_preset_loader(preset, cls)
     preset = loader.preset
     backbone_cls = loader.check_backbone_class()
     if issubclass(cls, Backbone):
