@@ -41,6 +41,7 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
 
 import json
 import os
+import shutil
 
 import keras_hub
 from keras_hub.src.utils import preset_utils
@@ -48,6 +49,7 @@ from keras_hub.src.utils import preset_utils
 from gpt1_keras.checkpoint_conversion import backbone_config_from_hf
 from gpt1_keras.checkpoint_conversion import convert_hf_weights
 from gpt1_keras.checkpoint_conversion import load_hf_state_dict
+from gpt1_keras.errors import CheckpointWriteError
 from gpt1_keras.errors import UserError
 from gpt1_keras.models.gpt1_presets import get_preset
 from gpt1_keras.models.gpt1_presets import presets_by_architecture
@@ -388,6 +390,60 @@ class GPT1FamilyBackbone(keras_hub.models.Backbone):
         return from_preset(cls, preset, load_weights=load_weights, **kwargs)
 
 
+def save_preset(directory, model, tokenizer=None):
+    """Writes a preset directory atomically: `model`'s preset plus a tokenizer.
+
+    Everything is written to a temporary sibling directory first, which then
+    replaces `directory` (an existing preset there is removed after the rename),
+    so a reader never sees half a preset.
+
+    Args:
+        directory: the preset directory to write (e.g. `model_dir/preset`).
+        model: a `keras_hub.models.Task` (its `save_to_preset` writes the task,
+            the backbone and the preprocessor), or a model with a `backbone`
+            attribute, or a backbone.
+        tokenizer: a tokenizer saved beside, unless the task's preprocessor
+            already holds one.
+
+    Returns:
+        `directory`.
+
+    Raises:
+        CheckpointWriteError: the directory could not be written; nothing partial
+            is left and a previous preset is unchanged.
+    """
+    directory = os.path.abspath(os.fspath(directory))
+    parent, name = os.path.split(directory)
+    partial = os.path.join(parent, f".{name}.tmp-{os.getpid()}")
+    previous = os.path.join(parent, f".{name}.old-{os.getpid()}")
+    try:
+        os.makedirs(parent, exist_ok=True)
+        shutil.rmtree(partial, ignore_errors=True)
+        saved_tokenizer = False
+        if isinstance(model, keras_hub.models.Task):
+            model.save_to_preset(partial)
+            preprocessor = getattr(model, "preprocessor", None)
+            saved_tokenizer = getattr(preprocessor, "tokenizer", None) is not None
+        else:
+            getattr(model, "backbone", model).save_to_preset(partial)
+        if tokenizer is not None and not saved_tokenizer:
+            tokenizer.save_to_preset(partial)
+        if os.path.exists(directory):
+            os.replace(directory, previous)
+        os.replace(partial, directory)
+    except OSError as e:
+        kept = ("the previous preset is unchanged" if os.path.exists(directory)
+                else "nothing was written")
+        raise CheckpointWriteError(
+            e.errno,
+            f"Could not write the preset {directory}: {e.strerror or e} ({kept}); free "
+            "some space or fix the directory, then rerun.") from e
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(previous, ignore_errors=True)
+    return directory
+
+
 def preset_backbone_class(preset):
     """The backbone class `preset` holds (without building it)."""
     return get_preset_loader(preset).check_backbone_class()
@@ -405,4 +461,5 @@ __all__ = [
     "is_architecture_name",
     "load_preset_json",
     "preset_backbone_class",
+    "save_preset",
 ]

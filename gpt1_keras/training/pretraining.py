@@ -24,7 +24,9 @@ What it does, in order:
    unigram baseline (`gpt1_keras.evaluation.unigram`);
 4. trains with `gpt1_keras.training.train` (GPT-1's Adam with decoupled L2, the
    schedule, checkpoints, TensorBoard, NaN stop; resumes from the newest good
-   checkpoint), then saves `model.keras` atomically;
+   checkpoint), then saves `model.keras` and a keras-hub preset directory `preset/`
+   (backbone and tokenizer: `GPT1Backbone.from_preset(model_dir + "/preset")`),
+   each atomically;
 5. reports: `metrics.json`, `loss_curve.png`, `samples.txt`. This runs after the
    final checkpoint and `model.keras` are written; a failure here is logged as an
    error naming the saved model and does not fail the run.
@@ -497,6 +499,7 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
     from gpt1_keras.data.lm_dataset import make_lm_dataset
     from gpt1_keras.models import GPT1CausalLM
     from gpt1_keras.models import build_backbone
+    from gpt1_keras.models.preset_loading import save_preset
     from gpt1_keras.saving import atomic_save_model
     from gpt1_keras.tokenizers import GPT1Tokenizer
     from gpt1_keras.training import trainer
@@ -573,6 +576,8 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
         return None
     lm = result.model
     model_path = atomic_save_model(lm, os.path.join(config.model_dir, "model.keras"))
+    # A keras-hub preset: what `from_preset` (and keras-hub's) loads, weights included.
+    save_preset(os.path.join(config.model_dir, "preset"), lm, tokenizer)
 
     # === Reporting: the model and checkpoints are safe; nothing here fails the run ===
     from gpt1_keras.evaluation.unigram import unigram_perplexity
@@ -656,9 +661,18 @@ def plot_history(history, path):
 
 
 def write_samples(lm, tokenizer, config):
-    """Writes `config.num_samples` top-k samples to `samples.txt` (none: removes it)."""
+    """Writes `config.num_samples` top-k samples to `samples.txt` (none: removes it).
+
+    Each prompt keeps its last `context - sample_tokens` tokens (the rule of
+    `GPT1CausalLMPreprocessor` and the SavedModel `generate`: cut from the left)
+    and gets `sample_tokens` new ones from `GPT1CausalLM.generate` with a seeded
+    `keras_hub.samplers.TopKSampler(k=40)`, in one batch.
+    """
+    import keras_hub
+    import numpy as np
+
     from gpt1_keras.data import corpus
-    from gpt1_keras.training.generation import generate_text
+    from gpt1_keras.models import GPT1CausalLM
 
     path = os.path.join(config.model_dir, "samples.txt")
     if not config.num_samples:
@@ -667,8 +681,26 @@ def write_samples(lm, tokenizer, config):
         return
     prompts = [config.sample_prompts[i % len(config.sample_prompts)]
                for i in range(config.num_samples)]
-    samples = generate_text(lm, tokenizer, prompts, max_new_tokens=config.sample_tokens,
-                            seed=config.seed)
+    context = lm.backbone.max_sequence_length
+    new_tokens = config.sample_tokens
+    first = getattr(tokenizer, "newline_token_id", None)
+    if first is None:
+        first = tokenizer.start_token_id
+    prompt_ids = [(ids or [first])[-(context - new_tokens):]
+                  for ids in tokenizer(prompts).to_list()]
+    total = max(len(ids) for ids in prompt_ids) + new_tokens
+    token_ids = np.zeros((len(prompts), total), "int32")
+    for row, ids in enumerate(prompt_ids):
+        token_ids[row, : len(ids)] = ids
+    mask = np.arange(total)[None, :] < np.array([len(ids) for ids in prompt_ids])[:, None]
+    # A generation-only view of the trained model (same weights; `lm` keeps its compile state).
+    sampler_lm = GPT1CausalLM(lm.backbone)
+    sampler_lm.compile(sampler=keras_hub.samplers.TopKSampler(
+        k=min(40, lm.backbone.vocabulary_size), seed=config.seed))
+    out = np.asarray(sampler_lm.generate({"token_ids": token_ids, "padding_mask": mask})[
+        "token_ids"])
+    rows = [out[row, : len(ids) + new_tokens].tolist() for row, ids in enumerate(prompt_ids)]
+    samples = [t.decode("utf-8", "replace") for t in tokenizer.detokenize(rows).numpy()]
     corpus.atomic_write_text(
         path,
         "".join(f"--- sample {i + 1} (prompt {p!r}, top-k 40)\n{s}\n\n"

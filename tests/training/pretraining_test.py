@@ -149,5 +149,46 @@ class DistributionCheckTest(absltest.TestCase):
         self.assertEqual((distribution.num_input_pipelines, distribution.task), (1, "chief"))
 
 
+class PretrainPresetTest(absltest.TestCase):
+
+    def test_run_writes_a_preset_from_preset_loads(self):
+        # Issue #12: `model_dir/preset/` holds the trained backbone and the tokenizer,
+        # loaded by keras-hub's own entry points with the weights of `model.keras`.
+        import keras
+        import keras_hub
+        import numpy as np
+
+        from gpt1_keras.models import GPT1Backbone
+        from gpt1_keras.tokenizers import GPT1Tokenizer
+        from gpt1_keras.training.pretraining import pretrain
+
+        model_dir = self.create_tempdir().full_path
+        corpus = self.create_tempfile(
+            "corpus.txt",
+            "".join(f"line {i} : the quick brown fox jumps over the lazy dog .\n"
+                    for i in range(200)),
+        ).full_path
+        config = PretrainConfig.from_recipe(
+            "small", preset="gpt1_tiny", train_files=(corpus,), model_dir=model_dir,
+            train_steps=3, batch_size=4, sequence_length=16, steps_per_epoch=3,
+            checkpoint_every=3, eval_steps=1, num_samples=1, sample_tokens=2,
+            jit_compile=False,
+        )
+        pretrain(config)
+        preset = os.path.join(model_dir, "preset")
+        # Only the preset: no temporary directory is left beside it.
+        self.assertEqual([n for n in os.listdir(model_dir) if n.startswith(".preset")], [])
+        backbone = keras_hub.models.Backbone.from_preset(preset)
+        self.assertIsInstance(backbone, GPT1Backbone)
+        lm = keras.saving.load_model(os.path.join(model_dir, "model.keras"), compile=False)
+        for trained, loaded in zip(lm.backbone.weights, backbone.weights):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded),
+                                          keras.ops.convert_to_numpy(trained))
+        tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
+        self.assertIsInstance(tokenizer, GPT1Tokenizer)
+        self.assertEqual(tokenizer(["the quick fox"]).to_list(),
+                         GPT1Tokenizer()(["the quick fox"]).to_list())
+
+
 if __name__ == "__main__":
     absltest.main()
