@@ -1,7 +1,10 @@
 """A tiny stand-in tokenizer with the `GPT1Tokenizer` interface, for tests.
 
 Words that are decimal numbers map to themselves (so expected token layouts
-can be written by hand); any other word maps to `UNK` (0).
+can be written by hand); any other word maps to `UNK` (0). The test suite's
+one fake tokenizer: data pipelines, the classifier preprocessor and the
+zero-shot heuristics (with `tests.test_case.tiny_lm(904)`) all use it; tests of
+real text use `GPT1Tokenizer`.
 """
 
 import tensorflow as tf
