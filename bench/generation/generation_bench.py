@@ -1,32 +1,38 @@
-"""Greedy generation speed: GPT-1 with the key/value cache, without it, and keras-hub GPT-2.
+"""Greedy generation speed: GPT-1 before and after issue #12, keras-hub GPT-2, and the served loop.
 
-Every row of the table generates `--new_tokens` tokens after a `--prompt_length`-token prompt
-(random ids, the same for every method), greedily, batch 1 and batch 8:
+Every row generates `--new_tokens` tokens after a `--prompt_length`-token prompt (random ids,
+the same for every method), greedily, at batch 1 and 8:
 
-- `cache`: `GPT1CausalLM.generate(prompts, new_tokens)`: prefill the prompt once, then one
-  position per step against the key/value cache.
-- `no_cache`: `GPT1CausalLM.generate(..., use_cache=False)`: the same compiled loop, but every
-  step runs the backbone over the whole `(batch, prompt + new)` buffer (causal attention
-  makes the not-yet-generated slots irrelevant) and projects the one position it needs.
+- `before`: `GPT1CausalLM.generate(prompts, new_tokens)` of the code before issue #12 (our
+  own loop, key/value cache), imported from `--before_tree`, a `git worktree` of that commit
+  (`git worktree add /tmp/gen_before <commit>`).
+- `after`: today's keras-hub interface, `lm.compile(sampler="greedy")` then
+  `lm.generate({"token_ids", "padding_mask"})` on a right-padded `(batch, prompt + new)`
+  buffer: keras-hub's `generate` driving our cached loop (`GPT1CausalLM.generate_step`).
 - `keras_hub`: `keras_hub.models.GPT2CausalLM` on a `GPT2Backbone` with the same layers,
   width, heads, MLP width, context and vocabulary (random weights, no preset download),
-  `compile(sampler="greedy")`, `generate({"token_ids", "padding_mask"}, stop_token_ids=None)`
-  on a right-padded `(batch, prompt + new)` buffer: keras-hub's own cached decoding loop.
+  `compile(sampler="greedy")`, `generate(...)` on the same buffer: keras-hub's own loop.
+- `served_before` / `served_after`: the SavedModel `generate` signature
+  (`CausalLMServingModule`, saved with `tf.saved_model.save` and loaded back), on raw-string
+  prompts of `--prompt_length` single-token words, `temperature=0`: before issue #12 a
+  TF-only loop recomputing the whole window every step (no cache), after it the model's
+  cached loop (`GPT1CausalLM.decode`). TensorFlow only (backend `tensorflow`).
 
 Backends: `tensorflow` (tf.function graph: Keras' and keras-hub's default on a CPU-only
-machine), `tensorflow_xla` (the same with `jit_compile=True` for both libraries) and `jax`
-(jit, both libraries). Every (backend, size, method) runs in its own subprocess; within it,
-each batch size is generated once to compile, then timed `--repeats` times
-(`--slow_repeats` for `no_cache`, which runs only at batch 1 for the full `gpt1`);
-tokens/s = batch * new_tokens / median(seconds per generate call, prefill included).
-The load average is read before and after each worker (the machine may be shared).
+machine), `tensorflow_xla` (`jit_compile=True` for both libraries) and `jax` (jit). Every
+(backend, size, method) runs in its own subprocess; within it, each batch size is generated
+once to compile, then timed `--repeats` times (`--slow_repeats` for `served_before`, which
+runs only at `--slow_batch_sizes` for the full `gpt1`); tokens/s = batch * new_tokens /
+median(seconds per call, prefill included). The load average is read before and after each
+worker (the machine may be shared).
 
 Run (from the repository root):
 
+    git worktree add /tmp/gen_before <commit before issue #12>
     PYTHONPATH=. .venv/bin/python bench/generation/generation_bench.py \
-        --sizes=gpt1_small,gpt1 --backends=tensorflow,tensorflow_xla,jax
+        --before_tree=/tmp/gen_before --sizes=gpt1_small,gpt1 --backends=tensorflow,jax
 
-or `./bazelw run //bench/generation:generation_bench -- --sizes=gpt1_small`.
+or `./bazelw run //bench/generation:generation_bench -- --before_tree=/tmp/gen_before`.
 Results go to `--output` (default: RESULTS.md next to this file; text under "## Notes" kept).
 """
 
@@ -44,19 +50,21 @@ from bench import common
 
 _SIZES = flags.DEFINE_list("sizes", ["gpt1_small", "gpt1"], "GPT-1 presets to measure.")
 _BACKENDS = flags.DEFINE_list(
-    "backends", ["tensorflow", "tensorflow_xla", "jax"], "Any of tensorflow, tensorflow_xla, jax."
+    "backends", ["tensorflow", "jax"], "Any of tensorflow, tensorflow_xla, jax."
 )
-_METHODS = flags.DEFINE_list("methods", ["cache", "no_cache", "keras_hub"], "Methods to time.")
+_METHODS = flags.DEFINE_list(
+    "methods", ["before", "after", "keras_hub", "served_before", "served_after"],
+    "Methods to time.")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "8"], "Batch sizes.")
 _PROMPT_LENGTH = flags.DEFINE_integer("prompt_length", 32, "Prompt tokens per row.")
 _NEW_TOKENS = flags.DEFINE_integer("new_tokens", 64, "Tokens generated per row.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed generate calls per batch size (median).")
 _SLOW_REPEATS = flags.DEFINE_integer(
-    "slow_repeats", 2, "Timed calls per batch size for `no_cache` (slow steps)."
-)
-_FULL_NO_CACHE_BATCH_SIZES = flags.DEFINE_list(
-    "full_no_cache_batch_sizes", ["1"], "Batch sizes of `no_cache` at `gpt1` (minutes per call)."
-)
+    "slow_repeats", 2, "Timed calls per batch size for `served_before` (no cache).")
+_SLOW_BATCH_SIZES = flags.DEFINE_list(
+    "slow_batch_sizes", ["1"], "Batch sizes of `served_before` at `gpt1` (minutes per call).")
+_BEFORE_TREE = flags.DEFINE_string(
+    "before_tree", "/tmp/gen_before", "Checkout of the code before issue #12 (`before` methods).")
 _OUTPUT = flags.DEFINE_string(
     "output",
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
@@ -66,6 +74,9 @@ _WORKER = flags.DEFINE_string("worker", None, "Internal: backend:size:method, pr
 
 _NOTES_MARKER = "## Notes"
 _PACKAGES = ("tensorflow", "keras", "keras-hub", "jax")  # The machine line's versions.
+_SERVED = ("served_before", "served_after")
+# Single-token words (GPT-1's BPE): a prompt of N of them is N tokens.
+_WORDS = ("the", "king", "is", "dead", "long", "live", "and", "a")
 
 
 def _load():
@@ -79,15 +90,40 @@ def _prompts(batch, length, vocabulary_size):
     return rng.integers(0, vocabulary_size, size=(batch, length)).astype("int32")
 
 
-def _gpt1_generate(size, method, xla):
+def _buffer(prompts):
+    import numpy as np
+
+    batch, length = prompts.shape
+    total = length + _NEW_TOKENS.value
+    token_ids = np.zeros((batch, total), "int32")
+    token_ids[:, :length] = prompts
+    padding_mask = np.zeros((batch, total), bool)
+    padding_mask[:, :length] = True
+    return {"token_ids": token_ids, "padding_mask": padding_mask}
+
+
+def _before_generate(size, xla):
     from gpt1_keras.models import GPT1CausalLM
 
     lm = GPT1CausalLM.from_architecture(size)
     lm.jit_compile = xla
-    use_cache = method == "cache"
 
     def generate(prompts):
-        return lm.generate(prompts, _NEW_TOKENS.value, use_cache=use_cache)
+        return lm.generate(prompts, _NEW_TOKENS.value)
+
+    return generate
+
+
+def _after_generate(size, xla):
+    import numpy as np
+
+    from gpt1_keras.models import GPT1CausalLM
+
+    lm = GPT1CausalLM.from_architecture(size)
+    lm.compile(sampler="greedy", jit_compile=xla)
+
+    def generate(prompts):
+        return np.asarray(lm.generate(_buffer(prompts))["token_ids"])
 
     return generate
 
@@ -112,15 +148,41 @@ def _keras_hub_generate(size, xla):
     lm.compile(sampler="greedy", jit_compile=xla)
 
     def generate(prompts):
-        batch, length = prompts.shape
-        total = length + _NEW_TOKENS.value
-        token_ids = np.zeros((batch, total), "int32")
-        token_ids[:, :length] = prompts
-        padding_mask = np.zeros((batch, total), bool)
-        padding_mask[:, :length] = True
-        out = lm.generate({"token_ids": token_ids, "padding_mask": padding_mask},
-                          stop_token_ids=None)
+        out = lm.generate(_buffer(prompts), stop_token_ids=None)
         return np.asarray(out["token_ids"])
+
+    return generate
+
+
+def _served_generate(size):
+    """The SavedModel `generate` signature, saved and loaded back; returns `fn(batch)`."""
+    import tempfile
+
+    import numpy as np
+    import tensorflow as tf
+
+    from gpt1_keras.export.causal_lm_serving import CausalLMServingModule
+    from gpt1_keras.models import GPT1CausalLM
+    from gpt1_keras.tokenizers import GPT1Tokenizer
+
+    lm = GPT1CausalLM.from_architecture(size)
+    tokenizer = GPT1Tokenizer()
+    text = " ".join(_WORDS[i % len(_WORDS)] for i in range(_PROMPT_LENGTH.value))
+    assert len(tokenizer([text]).to_list()[0]) == _PROMPT_LENGTH.value
+    module = CausalLMServingModule(lm, tokenizer, max_new_tokens_limit=_NEW_TOKENS.value)
+    path = os.path.join(tempfile.mkdtemp(prefix="gen_bench_"), "served")
+    tf.saved_model.save(module, path, signatures=module.signatures())
+    served = tf.saved_model.load(path).signatures["generate"]
+
+    def generate(batch):
+        out = served(
+            prompt=tf.constant([text] * batch),
+            max_new_tokens=tf.constant([_NEW_TOKENS.value], tf.int32),
+            temperature=tf.constant([0.0]), top_k=tf.constant([0], tf.int32),
+            top_p=tf.constant([1.0]), seed=tf.constant([0], tf.int64))
+        new = out["token_ids"].numpy()
+        prompt = np.asarray(tokenizer([text] * batch).to_tensor().numpy(), "int32")
+        return np.concatenate([prompt, new], axis=1)
 
     return generate
 
@@ -134,18 +196,24 @@ def _run_worker(spec):
     xla = backend == "tensorflow_xla" or backend == "jax"
     if method == "keras_hub":
         generate = _keras_hub_generate(size, xla)
+    elif method == "before":
+        generate = _before_generate(size, xla)
+    elif method == "after":
+        generate = _after_generate(size, xla)
     else:
-        generate = _gpt1_generate(size, method, xla)
+        generate = _served_generate(size)
     from gpt1_keras.models.gpt1_presets import get_preset
 
     vocabulary_size = get_preset(size)["vocabulary_size"]
-    repeats = _SLOW_REPEATS.value if method == "no_cache" else _REPEATS.value
+    slow = method == "served_before"
+    repeats = _SLOW_REPEATS.value if slow else _REPEATS.value
     batch_sizes = _BATCH_SIZES.value
-    if method == "no_cache" and size == "gpt1":
-        batch_sizes = _FULL_NO_CACHE_BATCH_SIZES.value
+    if slow and size == "gpt1":
+        batch_sizes = _SLOW_BATCH_SIZES.value
     result = {"load_before": _load(), "batches": {}}
     for batch in (int(b) for b in batch_sizes):
-        prompts = _prompts(batch, _PROMPT_LENGTH.value, vocabulary_size)
+        prompts = batch if method in _SERVED else _prompts(
+            batch, _PROMPT_LENGTH.value, vocabulary_size)
         start = time.perf_counter()
         out = np.asarray(generate(prompts))  # compiles
         first_call = time.perf_counter() - start
@@ -166,23 +234,43 @@ def _run_worker(spec):
 
 
 def _spawn(spec):
-    backend = spec.split(":")[0]
+    backend, _, method = spec.split(":")
     argv = [sys.executable, os.path.abspath(__file__), f"--worker={spec}"] + [
         f"--{flag.name}={flag.value if not isinstance(flag.value, list) else ','.join(flag.value)}"
         for flag in (_BATCH_SIZES, _PROMPT_LENGTH, _NEW_TOKENS, _REPEATS, _SLOW_REPEATS,
-                     _FULL_NO_CACHE_BATCH_SIZES)
+                     _SLOW_BATCH_SIZES)
     ]
-    return common.run_worker(
-        argv, spec, "tensorflow" if backend.startswith("tensorflow") else backend
-    )
+    tree = os.path.abspath(_BEFORE_TREE.value) if method.endswith("before") else os.getcwd()
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = tree
+    try:
+        return common.run_worker(
+            argv, spec, "tensorflow" if backend.startswith("tensorflow") else backend)
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH")
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+def _specs():
+    for size in _SIZES.value:
+        for backend in _BACKENDS.value:
+            for method in _METHODS.value:
+                if method in _SERVED and backend != "tensorflow":
+                    continue  # the SavedModel is a TensorFlow graph
+                yield backend, size, method
 
 
 def _table(results):
     lines = [
-        "| size | backend | batch | cache tok/s | no cache tok/s | keras-hub GPT-2 tok/s "
-        "| cache / no cache | cache / keras-hub | same tokens as no cache | load avg (cache run) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| size | backend | batch | before tok/s | after tok/s | after / before "
+        "| keras-hub GPT-2 tok/s | after / keras-hub | served, no cache (before) tok/s "
+        "| served, cache (after) tok/s | served after / before | same tokens | load avg (after run) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
+    fmt = lambda v: "-" if v is None else f"{v:.1f}"
+    ratio = lambda a, b: "-" if not (a and b) else f"{a / b:.2f}x"
     for size in _SIZES.value:
         for backend in _BACKENDS.value:
             for batch in _BATCH_SIZES.value:
@@ -191,19 +279,21 @@ def _table(results):
                     r = results.get((backend, size, method), {})
                     row[method] = r.get("batches", {}).get(batch)
                 rate = {m: (row[m] or {}).get("tokens_per_s") for m in row}
-                fmt = lambda v: "-" if v is None else f"{v:.1f}"
-                ratio = lambda a, b: "-" if not (a and b) else f"{a / b:.1f}x"
-                same = "-"
-                if row.get("cache") and row.get("no_cache"):
-                    same = "yes" if row["cache"]["first_row"] == row["no_cache"]["first_row"] \
-                        else "NO"
-                cache_run = results.get((backend, size, "cache"), {})
-                load = f"{cache_run.get('load_before', '?')} / {cache_run.get('load_after', '?')}"
+                firsts = [row[m]["first_row"] for m in ("before", "after") if row.get(m)]
+                same = "-" if len(firsts) < 2 else ("yes" if firsts[0] == firsts[1] else "NO")
+                served = [row[m]["first_row"] for m in _SERVED if row.get(m)]
+                if len(served) == 2:
+                    same += ", served " + ("yes" if served[0] == served[1] else "NO")
+                run = results.get((backend, size, "after"), {})
+                load = f"{run.get('load_before', '?')} / {run.get('load_after', '?')}"
                 lines.append(
-                    f"| {size} | {backend} | {batch} | {fmt(rate.get('cache'))} "
-                    f"| {fmt(rate.get('no_cache'))} | {fmt(rate.get('keras_hub'))} "
-                    f"| {ratio(rate.get('cache'), rate.get('no_cache'))} "
-                    f"| {ratio(rate.get('cache'), rate.get('keras_hub'))} | {same} | {load} |"
+                    f"| {size} | {backend} | {batch} | {fmt(rate.get('before'))} "
+                    f"| {fmt(rate.get('after'))} | {ratio(rate.get('after'), rate.get('before'))} "
+                    f"| {fmt(rate.get('keras_hub'))} "
+                    f"| {ratio(rate.get('after'), rate.get('keras_hub'))} "
+                    f"| {fmt(rate.get('served_before'))} | {fmt(rate.get('served_after'))} "
+                    f"| {ratio(rate.get('served_after'), rate.get('served_before'))} "
+                    f"| {same} | {load} |"
                 )
     return lines
 
@@ -212,19 +302,20 @@ def _write(results, started, load_start):
     notes = common.notes_section(_OUTPUT.value, _NOTES_MARKER)
     raw = {f"{b}:{s}:{m}": r for (b, s, m), r in results.items()}
     lines = [
-        "# Generation speed: KV cache vs recomputation vs keras-hub GPT-2",
+        "# Generation speed: before / after issue #12, keras-hub GPT-2, the served loop",
         "",
         f"Greedy, {_PROMPT_LENGTH.value}-token prompt + {_NEW_TOKENS.value} new tokens, "
         f"random weights; tokens/s = new tokens / median seconds per `generate` call "
         f"({_REPEATS.value} timed calls after a compiling one; {_SLOW_REPEATS.value} for "
-        f"`no_cache`, run at `gpt1` only for batch {','.join(_FULL_NO_CACHE_BATCH_SIZES.value)}). "
+        f"`served_before`, run at `gpt1` only for batch {','.join(_SLOW_BATCH_SIZES.value)}). "
         "See the docstring of `generation_bench.py` for the methods.",
         "",
         f"Machine: {common.machine_info(_PACKAGES)}. Started {started}, "
         f"load average (1/5/15 min) at start {load_start}, at end {_load()}.",
         "",
         "Command: `PYTHONPATH=. .venv/bin/python bench/generation/generation_bench.py "
-        f"--sizes={','.join(_SIZES.value)} --backends={','.join(_BACKENDS.value)}`",
+        f"--before_tree={_BEFORE_TREE.value} --sizes={','.join(_SIZES.value)} "
+        f"--backends={','.join(_BACKENDS.value)}`",
         "",
     ]
     lines += _table(results)
@@ -244,16 +335,13 @@ def main(argv):
     started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     results = {}
     load_start = _load()
-    for size in _SIZES.value:
-        for backend in _BACKENDS.value:
-            for method in _METHODS.value:
-                spec = f"{backend}:{size}:{method}"
-                result = _spawn(spec)
-                results[(backend, size, method)] = result
-                rates = {b: round(r["tokens_per_s"], 1)
-                         for b, r in result.get("batches", {}).items()}
-                print(f"{spec}: tokens/s by batch {rates}, load {result.get('load_before')} -> "
-                      f"{result.get('load_after')}, {result.get('wall_s', 0):.0f} s", flush=True)
+    for backend, size, method in _specs():
+        spec = f"{backend}:{size}:{method}"
+        result = _spawn(spec)
+        results[(backend, size, method)] = result
+        rates = {b: round(r["tokens_per_s"], 1) for b, r in result.get("batches", {}).items()}
+        print(f"{spec}: tokens/s by batch {rates}, load {result.get('load_before')} -> "
+              f"{result.get('load_after')}, {result.get('wall_s', 0):.0f} s", flush=True)
     for line in _table(results):
         print(line)
     if _OUTPUT.value:

@@ -32,14 +32,19 @@ class CausalLMServingModule(tf.Module):
       written after `[_start_] + tokens(context)` (`zero_shot.span_log_probs`:
       multiple-choice answers, the SST-2 cue words).
     - `generate(prompt, max_new_tokens, temperature, top_k, top_p, seed)`:
-      continues `tokens(prompt)` token by token in a `tf.while_loop`, each
-      step running the model on the sequence so far (no key/value cache). The
+      continues `tokens(prompt)` with `GPT1CausalLM.decode`, the loop of the
+      Keras `generate`: the prompts are prefilled into a key/value cache in
+      one call, then one position per step against it. The
       five settings are `[1]` (shared by all prompts) or one per prompt.
       `max_new_tokens` is clamped to `[0, max_new_tokens_limit]`; a prompt
       keeps its last `context - max_new_tokens` tokens so that prompt and
-      continuation fit the context (as `training.generation` does); an empty
-      prompt starts from the newline token (pretraining's line separator).
-      Sampling is `sampling.sample_next_tokens` (temperature <= 0: greedy).
+      continuation fit the context (as pretraining's samples do); an empty
+      prompt starts from the newline token (pretraining's line separator);
+      both as `GPT1CausalLMPreprocessor.generate_preprocess` does.
+      Sampling is `sampling.sample_next_tokens`, each row's settings written as
+      keras-hub's samplers: temperature <= 0 is `GreedySampler` (the tokens of
+      Keras `generate` with `sampler="greedy"`), else top-k (`top_k` <= 0: the
+      whole vocabulary) and top-p filtering at that temperature.
       Returns `completion` (the new tokens' text), `text` (the prompt's
       normalised text, then the completion) and `token_ids` (the new ids, -1
       after each row's last).
@@ -146,29 +151,24 @@ class CausalLMServingModule(tf.Module):
             tf.fill([batch, 1], tf.constant(self.empty_prompt_token_id, tf.int32)),
             lengths=tf.cast(empty, tf.int64))
         # (B, P): each prompt's last `context - new_tokens` ids, right-padded.
-        context_ids, lengths = _last_tokens(
+        context_ids, prompt_lengths = _last_tokens(
             tf.concat([first, prompt_ids], axis=1), self.context - new_tokens)
-        prompt_lengths = lengths
-        # (B, P + steps): room for the new tokens. No row outgrows the context.
-        buffer = tf.concat([context_ids, tf.zeros([batch, steps], tf.int32)], axis=1)
-        columns = tf.range(tf.shape(buffer)[1])[None, :]
+        # (B, W): room for every row's new tokens, W <= context.
+        width = tf.maximum(_max_or_zero(prompt_lengths + new_tokens), tf.shape(context_ids)[1])
+        buffer = tf.pad(context_ids, [[0, 0], [0, width - tf.shape(context_ids)[1]]])
+        mask = tf.sequence_mask(prompt_lengths, width)
 
-        def body(step, buffer, lengths):
-            logits = self._next_token_logits(buffer, lengths)
-            next_ids = sampling.sample_next_tokens(
-                logits, temperature, top_k, top_p, seed, step)
-            active = step < new_tokens  # (B,)
-            write = (columns == lengths[:, None]) & active[:, None]
-            buffer = tf.where(write, next_ids[:, None], buffer)
-            return step + 1, buffer, lengths + tf.cast(active, tf.int32)
+        def next_token(logits, index, state):
+            # A row's k-th new token draws with the stateless seed (seed, k).
+            step = tf.cast(index, tf.int32) - prompt_lengths
+            return sampling.sample_next_tokens(logits, temperature, top_k, top_p, seed,
+                                               step), state
 
-        _, buffer, _ = tf.while_loop(
-            lambda step, *_: step < steps,
-            body,
-            (tf.constant(0), buffer, lengths),
-            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None]),
-                              tf.TensorShape([None])),
-        )
+        # The Keras model's own cached loop (`GPT1CausalLM.decode`): the prompts
+        # prefilled into a context-long key/value cache, then one position a step.
+        buffer, _ = self._keras.lm.decode(
+            buffer, mask, next_token, (), prompt_width=tf.shape(context_ids)[1],
+            cache_length=self.context, end=width)
         # (B, steps): each row's new ids, -1 after its last.
         index = prompt_lengths[:, None] + tf.range(steps)[None, :]
         new_ids = tf.gather(buffer, tf.minimum(index, tf.shape(buffer)[1] - 1), batch_dims=1)
@@ -180,18 +180,6 @@ class CausalLMServingModule(tf.Module):
             "text": tokenizer.detokenize(tf.concat([prompt_ids, new_ragged], axis=1)),
             "token_ids": tf.where(produced, new_ids, -1),
         }
-
-    def _next_token_logits(self, buffer, lengths):
-        """float32 `(B, V)` logits of the token after each row's `lengths` ids."""
-        backbone = self._keras.lm.backbone
-        width = tf.maximum(_max_or_zero(lengths), 1)  # <= context
-        window = buffer[:, :width]
-        mask = tf.sequence_mask(lengths, width, tf.int32)
-        hidden = backbone({"token_ids": window, "padding_mask": mask}, training=False)
-        last = tf.gather(hidden, tf.maximum(lengths - 1, 0), batch_dims=1)  # (B, C)
-        # The tied LM head on the last position only: (B, 1, C) -> (B, 1, V).
-        logits = backbone.token_embedding(last[:, None, :], reverse=True)
-        return tf.cast(logits[:, 0, :], tf.float32)
 
     # === Helpers ===
 

@@ -1,8 +1,12 @@
 """Next-token sampling in TensorFlow ops, one setting per row (for SavedModel serving).
 
-TensorFlow-only module. Used by the `generate` signature of an exported
-language model (`gpt1_keras.export.causal_lm_serving`); runs inside a
-`tf.while_loop`, so everything here is graph-safe and shape-polymorphic.
+TensorFlow-only module. The `next_token` of the `generate` signature of an
+exported language model (`gpt1_keras.export.causal_lm_serving`), which runs
+`GPT1CausalLM.decode` (the cached loop of the Keras `generate`); graph-safe and
+shape-polymorphic. Each row's settings are a keras-hub sampler written as
+tensors: temperature <= 0 is `GreedySampler`, `top_k` is `TopKSampler`'s `k`,
+`top_p` is `TopPSampler`'s `p` (keras-hub takes one sampler per batch; a
+SavedModel request carries one per row).
 """
 
 import tensorflow as tf
@@ -22,7 +26,7 @@ def sample_next_tokens(logits, temperature, top_k, top_p, seed, step):
        probability reaches `top_p[i]` (always at least the most likely token;
        `top_p[i] >= 1`: all of them; `top_p[i] <= 0`: only the most likely one).
     4. One draw from the renormalised distribution with the stateless seed
-       `(seed[i], step)`: a row's draw depends only on its own logits, seed and
+       `(seed[i], step[i])`: a row's draw depends only on its own logits, seed and
        step, not on the other rows of the batch.
 
     Args:
@@ -31,7 +35,8 @@ def sample_next_tokens(logits, temperature, top_k, top_p, seed, step):
         top_k: int32 `[B]`.
         top_p: float32 `[B]`.
         seed: int64 `[B]`.
-        step: int scalar, the decoding step (so each step draws anew).
+        step: int scalar or `[B]`, each row's decoding step (its new-token
+            count so far, so each step draws anew).
 
     Returns:
         int32 `[B]` token ids.
@@ -62,13 +67,14 @@ def sample_next_tokens(logits, temperature, top_k, top_p, seed, step):
         filtered = tf.where(scaled >= threshold[:, None], scaled, -float("inf"))
 
         def one_row(args):
-            row, row_seed = args
-            pair = tf.stack([row_seed, tf.cast(step, tf.int64)])
+            row, row_seed, row_step = args
+            pair = tf.stack([row_seed, row_step])
             return tf.random.stateless_categorical(
                 row[None, :], 1, seed=pair, dtype=tf.int32)[0, 0]
 
-        drawn = tf.map_fn(one_row, (filtered, tf.cast(seed, tf.int64)),
-                          fn_output_signature=tf.int32)
+        seeds = tf.cast(seed, tf.int64)
+        steps = tf.broadcast_to(tf.cast(step, tf.int64), tf.shape(seeds))
+        drawn = tf.map_fn(one_row, (filtered, seeds, steps), fn_output_signature=tf.int32)
         return tf.where(sampled, drawn, greedy)
 
     # Skip the sort and the draws when every row is greedy.

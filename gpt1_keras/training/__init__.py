@@ -10,8 +10,6 @@ from gpt1_keras.training.checkpointing import CheckpointError
 from gpt1_keras.training.checkpointing import CheckpointManager
 from gpt1_keras.training.distribution import Distribution
 from gpt1_keras.training.distribution import make_distribution
-from gpt1_keras.training.generation import generate_text
-from gpt1_keras.training.generation import sample_tokens
 from gpt1_keras.training.optimizers import GPT1Adam
 from gpt1_keras.training.optimizers import build_optimizer
 from gpt1_keras.training.pretraining import RECIPES

@@ -174,6 +174,26 @@ class CausalLMExportTest(absltest.TestCase):
             self.assertEqual(out["completion"][i], self.tokenizer.detokenize(expected).numpy())
             self.assertEqual(out["text"][i], self.tokenizer.detokenize(ids + expected).numpy())
 
+    def test_greedy_generate_equals_keras_generate(self):
+        # The served loop is `GPT1CausalLM.decode`, the loop of Keras `generate`:
+        # the same prompts (the served rule: last `context - n` ids, an empty
+        # prompt from the newline) give the same greedy tokens.
+        out = self.out("greedy")
+        lm = GPT1CausalLM(self.lm.backbone)
+        lm.compile(sampler="greedy")
+        prompts = [(ids or [self.tokenizer.newline_token_id])[-(64 - n):]
+                   for ids, n in zip(self.ids(PROMPTS), NEW_TOKENS)]
+        total = max(len(p) + n for p, n in zip(prompts, NEW_TOKENS))
+        token_ids = np.zeros((len(prompts), total), "int32")
+        for row, ids in enumerate(prompts):
+            token_ids[row, : len(ids)] = ids
+        mask = np.arange(total)[None, :] < np.array([len(p) for p in prompts])[:, None]
+        generated = lm.generate({"token_ids": token_ids, "padding_mask": mask})["token_ids"]
+        for i, (ids, n) in enumerate(zip(prompts, NEW_TOKENS)):
+            self.assertEqual(list(out["token_ids"][i][:n]),
+                             np.asarray(generated)[i, len(ids): len(ids) + n].tolist(),
+                             f"prompt {i}")
+
     def test_sampling_is_seeded_per_row(self):
         sampled = self.out("sampled")
         np.testing.assert_array_equal(sampled["token_ids"], self.out("sampled_again")["token_ids"])
