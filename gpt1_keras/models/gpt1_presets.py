@@ -1,9 +1,11 @@
-"""Presets: plain dicts of backbone constructor arguments.
+"""Architecture configurations: plain dicts of backbone constructor arguments.
 
 `backbone_presets` are `GPT1Backbone`'s, `lstm_backbone_presets` `LSTMBackbone`'s.
 
-Only architectures are named here; no weights are downloaded. Converted weights
-(see `gpt1_keras.checkpoint_conversion`) load into a backbone built from `gpt1`.
+These name untrained models (`GPT1Backbone.from_architecture("gpt1")`); no
+weights are downloaded. Presets with weights, in keras-hub's sense, are loaded
+by `from_preset` (`gpt1_keras.models.preset_loading`): a directory written by
+`save_to_preset`, `"hf://openai-community/openai-gpt"`, a `kaggle://` handle.
 """
 
 # 40,478 BPE tokens (40,000 merges) + `_start_`, `_delimiter_`, `_classify_`.

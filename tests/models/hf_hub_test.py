@@ -21,6 +21,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import huggingface_hub  # noqa: E402  (after the environment above)
 import keras  # noqa: E402
+import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 from absl.testing import absltest  # noqa: E402
 from keras_hub.src.utils import preset_utils  # noqa: E402
@@ -35,6 +36,7 @@ from tests.models import hf_reference  # noqa: E402
 TOLERANCE = 1e-4
 REPO = "openai-community/openai-gpt"
 OTHER_REPO = "someone/tiny-gpt1-bin"
+KERAS_REPO = "someone/gpt1-keras-preset"
 
 
 class HFHubTest(absltest.TestCase):
@@ -51,6 +53,11 @@ class HFHubTest(absltest.TestCase):
             staging = tempfile.mkdtemp(dir=_HF_HOME)
             hf_checkpoints.write_hf_checkpoint(model, staging, safe_serialization=safe)
             hf_checkpoints.write_hub_cache_entry(hub_cache, repo, staging)
+        # A keras-hub preset (save_to_preset) uploaded to the Hub.
+        cls.keras_backbone = GPT1Backbone.from_preset(f"hf://{REPO}")
+        staging = os.path.join(tempfile.mkdtemp(dir=_HF_HOME), "preset")
+        cls.keras_backbone.save_to_preset(staging)
+        hf_checkpoints.write_hub_cache_entry(hub_cache, KERAS_REPO, staging)
 
     def assert_parity(self, backbone, hf_model):
         for name, error in hf_checkpoints.parity_errors(backbone, hf_model).items():
@@ -86,6 +93,17 @@ class HFHubTest(absltest.TestCase):
     def test_any_repository_with_a_pytorch_bin(self):
         backbone = GPT1Backbone.from_preset(f"hf://{OTHER_REPO}")
         self.assert_parity(backbone, self.bin_model)
+
+    def test_keras_hub_preset_on_the_hub(self):
+        ids, mask = hf_checkpoints.padded_inputs(hf_checkpoints.TINY_HF_CONFIG["vocab_size"])
+        inputs = {"token_ids": ids, "padding_mask": mask}
+        for cls in (GPT1Backbone, keras_hub.models.Backbone):
+            loaded = cls.from_preset(f"hf://{KERAS_REPO}")
+            self.assertIsInstance(loaded, GPT1Backbone)
+            np.testing.assert_array_equal(
+                keras.ops.convert_to_numpy(loaded(inputs)),
+                keras.ops.convert_to_numpy(self.keras_backbone(inputs)),
+            )
 
     def test_build_backbone_with_a_hub_preset(self):
         backbone = build_backbone("transformer", f"hf://{REPO}", dropout=0.0)

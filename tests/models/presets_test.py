@@ -3,12 +3,14 @@
 import json
 import os
 import shutil
+from unittest import mock
 
 import keras
 import keras_hub
 import numpy as np
 from absl.testing import absltest
 from absl.testing import parameterized
+from keras_hub.src.utils import preset_utils
 
 from gpt1_keras.models import GPT1Backbone
 from gpt1_keras.models import LSTMBackbone
@@ -109,6 +111,25 @@ class SavedPresetTest(parameterized.TestCase):
         moved = os.path.join(self.create_tempdir().full_path, "elsewhere")
         shutil.move(directory, moved)
         np.testing.assert_array_equal(_outputs(GPT1Backbone.from_preset(moved)), _outputs(backbone))
+
+    def test_kaggle_handle_goes_through_kagglehub(self):
+        # keras-hub resolves kaggle:// with kagglehub.model_download(handle, file);
+        # here it serves the files of a local preset (no network).
+        backbone, directory = self.save(GPT1Backbone, test_case.TINY_BACKBONE)
+        requests = []
+
+        def model_download(handle, path):
+            requests.append((handle, path))
+            local = os.path.join(directory, path)
+            if not os.path.exists(local):
+                raise ValueError(f"'{path}' is not present in the model files")
+            return local
+
+        handle = "kaggle://someone/gpt1/keras/gpt1_tiny/1"
+        with mock.patch.object(preset_utils.kagglehub, "model_download", model_download):
+            loaded = GPT1Backbone.from_preset(handle)
+        np.testing.assert_array_equal(_outputs(loaded), _outputs(backbone))
+        self.assertIn(("someone/gpt1/keras/gpt1_tiny/1", "model.weights.h5"), requests)
 
 
 class LocalHFDirectoryTest(parameterized.TestCase):
