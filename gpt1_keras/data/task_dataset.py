@@ -17,14 +17,11 @@ import tensorflow as tf
 
 from gpt1_keras.preprocessing.gpt1_classifier_preprocessor import GPT1ClassifierPreprocessor
 from gpt1_keras.preprocessing.packing import HEADS
+from gpt1_keras.preprocessing.packing import head_inputs  # noqa: F401  (re-exported)
 from gpt1_keras.preprocessing.packing import pack_segments  # noqa: F401  (re-exported)
-from gpt1_keras.preprocessing.packing import task_inputs  # noqa: F401  (re-exported)
 from gpt1_keras.preprocessing.packing import trim_longest_first  # noqa: F401  (re-exported)
 
 AUTOTUNE = tf.data.AUTOTUNE
-# Deprecated: the old name of `HEADS` (the head types), kept for
-# `gpt1_keras.data.TASKS`.
-TASKS = HEADS
 
 
 def make_task_dataset(examples, tokenizer, head, sequence_length=512, **kwargs):

@@ -83,8 +83,10 @@ class TrainerTest(absltest.TestCase):
         self.assertEqual((result.initial_step, result.final_step), (0, 6))
         self.assertEqual([e["step"] for e in result.history], [3, 6])
         first, last = result.history
-        self.assertLess(last["val_loss"], first["val_loss"])  # it learns
-        self.assertLess(last["val_loss"], np.log(40481) - 1)
+        # It learns: measured 9.32 -> 8.73 nats, 1.9 under the uniform distribution's
+        # log(40481) = 10.6 (the model moves its mass onto the language's 20 tokens).
+        self.assertLess(last["val_loss"], first["val_loss"] - 0.3)
+        self.assertLess(last["val_loss"], np.log(40481) - 1.5)
         self.assertGreater(result.tokens_per_second, 0)
         self.assertEqual(
             sorted(os.listdir(os.path.join(model_dir, "checkpoints"))),
