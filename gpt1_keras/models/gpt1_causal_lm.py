@@ -10,7 +10,9 @@ from keras_hub.src.utils.python_utils import classproperty
 from keras_hub.src.utils.tensor_utils import any_equal
 
 from gpt1_keras.layers.next_token_log_probs import next_token_log_probs
+from gpt1_keras.models import preset_loading
 from gpt1_keras.models.architectures import build_backbone
+from gpt1_keras.models.gpt1_backbone import GPT1Backbone
 from gpt1_keras.models.gpt1_presets import preset_architecture
 
 
@@ -90,6 +92,8 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
     lm.generate(["ROMEO:"], max_length=48)
     ```
     """
+
+    backbone_cls = GPT1Backbone
 
     def __init__(self, backbone, preprocessor=None, **kwargs):
         # === Layers ===
@@ -454,6 +458,17 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
             # Registers the (TensorFlow) preprocessor class before deserializing.
             import gpt1_keras.preprocessing.gpt1_causal_lm_preprocessor  # noqa: F401
         return super().from_config(dict(config))
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """A language model from a preset, weights included (`preset_loading`).
+
+        A preset directory (`save_to_preset()`, with its preprocessor), a
+        pretraining run's `model_dir/preset`, `"hf://openai-community/openai-gpt"`
+        or a local Hugging Face directory. Architecture names build untrained
+        models with `from_architecture()` instead.
+        """
+        return preset_loading.from_preset(cls, preset, load_weights=load_weights, **kwargs)
 
     @classmethod
     def from_architecture(cls, preset, **overrides):

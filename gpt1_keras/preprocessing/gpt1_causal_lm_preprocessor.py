@@ -4,6 +4,11 @@ import keras
 import keras_hub
 import numpy as np
 import tensorflow as tf
+from keras_hub.src.utils.preset_utils import PREPROCESSOR_CONFIG_FILE
+
+from gpt1_keras.models import preset_loading
+from gpt1_keras.models.gpt1_backbone import GPT1Backbone
+from gpt1_keras.tokenizers import GPT1Tokenizer
 
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
@@ -50,6 +55,9 @@ class GPT1CausalLMPreprocessor(keras_hub.models.CausalLMPreprocessor):
     ```
     """
 
+    backbone_cls = GPT1Backbone
+    tokenizer_cls = GPT1Tokenizer
+
     def __init__(self, tokenizer, sequence_length=512, add_start_token=False,
                  add_end_token=False, **kwargs):
         if add_end_token:
@@ -68,6 +76,11 @@ class GPT1CausalLMPreprocessor(keras_hub.models.CausalLMPreprocessor):
 
     def build(self, input_shape):
         self.built = True
+
+    @classmethod
+    def from_preset(cls, preset, config_file=PREPROCESSOR_CONFIG_FILE, **kwargs):
+        """The preprocessor of a preset (`save_to_preset()`), or one over its tokenizer."""
+        return preset_loading.from_preset(cls, preset, config_file=config_file, **kwargs)
 
     # === Training ===
 

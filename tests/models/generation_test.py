@@ -252,6 +252,18 @@ class TextTest(TestCase):
         self.assertEqual(loaded.generate(["ab a", "b"], max_length=9), expected)
 
 
+    def test_preset_round_trip_through_keras_hub(self):
+        expected = self.lm.generate(["ab a", "b"], max_length=9)
+        preset = self.create_tempdir().full_path + "/preset"
+        self.lm.save_to_preset(preset)
+        loaded = keras_hub.models.CausalLM.from_preset(preset)
+        self.assertIsInstance(loaded, GPT1CausalLM)
+        self.assertIsInstance(loaded.preprocessor, GPT1CausalLMPreprocessor)
+        self.assertEqual(loaded.preprocessor.sequence_length, CONTEXT)
+        loaded.compile(sampler="greedy")
+        self.assertEqual(loaded.generate(["ab a", "b"], max_length=9), expected)
+
+
 class InputErrorsTest(TestCase):
     def test_bad_inputs_name_the_problem(self):
         lm = _tiny_lm()
