@@ -2,7 +2,7 @@
 
 TensorFlow-only module (the model runs on the Keras TensorFlow backend). The
 signatures take raw strings; the classifier's own `GPT1ClassifierPreprocessor`
-(tokenization and GPT-1's task input transform: special tokens, longest-first
+(tokenization and GPT-1's input transform for its head: special tokens, longest-first
 truncation, padding) and the model run in one graph. See `docs/serving.md`.
 """
 
@@ -53,11 +53,11 @@ class ClassifierServingModule(tf.Module):
             raise ValueError(
                 "The classifier has no preprocessor: attach a GPT1ClassifierPreprocessor "
                 "(what fine-tuning saves in model.keras) or pass `preprocessor`.")
-        task = classifier.head
-        if preprocessor.head != task:
+        head = classifier.head
+        if preprocessor.head != head:
             raise ValueError(
                 f"The preprocessor lays inputs out for head={preprocessor.head!r}, the "
-                f"classifier has head={task!r}.")
+                f"classifier has head={head!r}.")
         sequence_length = preprocessor.sequence_length
         context = classifier.backbone.max_sequence_length
         if not isinstance(sequence_length, int) or not 3 <= sequence_length <= context:
@@ -73,14 +73,14 @@ class ClassifierServingModule(tf.Module):
                 raise ValueError(
                     "A regression model (num_classes=1) has no label names. Received: "
                     f"label_names={label_names}")
-            if task != "multiple_choice" and len(label_names) != classifier.num_classes:
+            if head != "multiple_choice" and len(label_names) != classifier.num_classes:
                 raise ValueError(
                     f"`label_names` needs one name per class ({classifier.num_classes}). "
                     f"Received {len(label_names)}: {label_names}")
         self.model_variables = list(classifier.variables)
         self.tokenizer_resources = tokenizer_resources(preprocessor.tokenizer)
         self._keras = Untracked(model=classifier, preprocessor=preprocessor)
-        self.task = task
+        self.head = head
         self.regression = regression
         self.sequence_length = sequence_length
         self.label_names = label_names
@@ -92,9 +92,9 @@ class ClassifierServingModule(tf.Module):
         saving each graph once keeps the export fast and the SavedModel small.
         """
         text = tf.TensorSpec([None], tf.string, "text")
-        if self.task == "classification":
+        if self.head == "classification":
             serve = signature_function(self._classify, [text])
-        elif self.task in ("entailment", "similarity"):
+        elif self.head in ("entailment", "similarity"):
             serve = signature_function(
                 self._pair, [text, tf.TensorSpec([None], tf.string, "text_b")])
         else:

@@ -151,18 +151,7 @@ class GPT1Classifier(keras_hub.models.TextClassifier):
             )
         if lm_coef < 0:
             raise ValueError(f"`lm_coef` must be >= 0. Received: lm_coef={lm_coef}")
-        preprocessor_head = getattr(preprocessor, "head", head)
-        if preprocessor_head != head:
-            raise ValueError(
-                f"The preprocessor lays inputs out for head={preprocessor_head!r}; the "
-                f"classifier has head={head!r}. Build the preprocessor with the same "
-                "head (GPT1Classifier.from_preset(..., head=...) does).")
-        length = getattr(preprocessor, "sequence_length", None)
-        context = getattr(backbone, "max_sequence_length", None)
-        if isinstance(length, int) and isinstance(context, int) and length > context:
-            raise ValueError(
-                f"The preprocessor's sequence_length={length} exceeds the backbone's "
-                f"max_sequence_length={context}.")
+        _check_preprocessor(backbone, preprocessor, head)
 
         # === Config ===
         # Set before `super().__init__()`, which compiles (`compile` reads
@@ -371,7 +360,7 @@ class GPT1Classifier(keras_hub.models.TextClassifier):
             sequence_length=128, label_names=("entailment", "not_entailment"))
         ```
         """
-        loader = preset_loading.get_preset_loader(preset, cls.__name__)
+        loader = preset_loading.get_preset_loader(preset, cls)
         backbone_cls = loader.check_backbone_class()
         backbones = tuple(ARCHITECTURES.values())
         if not (isinstance(backbone_cls, type) and issubclass(backbone_cls, backbones)):
@@ -383,14 +372,25 @@ class GPT1Classifier(keras_hub.models.TextClassifier):
         from gpt1_keras.preprocessing.gpt1_classifier_preprocessor import preset_holds
 
         fresh_head = "num_classes" in kwargs or "head" in kwargs
-        if not fresh_head and preset_holds(loader, preset_utils.TASK_CONFIG_FILE, cls):
-            return loader.load_task(cls, load_weights, True, **kwargs)
-
-        head = kwargs.pop("head", "classification")
         preprocessor_kwargs = {
             name: kwargs.pop(name) for name in ("sequence_length", "label_names")
             if name in kwargs
         }
+        if not fresh_head and preset_holds(loader, preset_utils.TASK_CONFIG_FILE, cls):
+            model = loader.load_task(cls, load_weights, True, **kwargs)
+            if preprocessor_kwargs and model.preprocessor is not None:
+                saved = model.preprocessor
+                arguments = {"head": saved.head, "sequence_length": saved.sequence_length,
+                             "label_names": saved.label_names, **preprocessor_kwargs}
+                model.preprocessor = type(saved)(saved.tokenizer, **arguments)
+                _check_preprocessor(model.backbone, model.preprocessor, model.head)
+            elif preprocessor_kwargs:
+                raise ValueError(
+                    f"The classifier of preset {loader.preset!r} has no preprocessor for "
+                    f"{', '.join(preprocessor_kwargs)} to configure.")
+            return model
+
+        head = kwargs.pop("head", "classification")
         backbone_kwargs, kwargs = loader.get_backbone_kwargs(**kwargs)
         if "backbone" not in kwargs:
             kwargs["backbone"] = loader.load_backbone(backbone_cls, load_weights,
@@ -404,6 +404,22 @@ class GPT1Classifier(keras_hub.models.TextClassifier):
                 f"{', '.join(preprocessor_kwargs)} configure the preprocessor that "
                 "from_preset builds; with `preprocessor` given, set them on it.")
         return cls(head=head, **kwargs)
+
+
+def _check_preprocessor(backbone, preprocessor, head):
+    """A preprocessor (if any) must lay inputs out for `head` and fit the backbone."""
+    preprocessor_head = getattr(preprocessor, "head", head)
+    if preprocessor_head != head:
+        raise ValueError(
+            f"The preprocessor lays inputs out for head={preprocessor_head!r}; the "
+            f"classifier has head={head!r}. Build the preprocessor with the same "
+            "head (GPT1Classifier.from_preset(..., head=...) does).")
+    length = getattr(preprocessor, "sequence_length", None)
+    context = getattr(backbone, "max_sequence_length", None)
+    if isinstance(length, int) and isinstance(context, int) and length > context:
+        raise ValueError(
+            f"The preprocessor's sequence_length={length} exceeds the backbone's "
+            f"max_sequence_length={context}.")
 
 
 def _head_from_task(head, task):

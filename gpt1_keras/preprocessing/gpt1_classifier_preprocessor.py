@@ -135,7 +135,7 @@ class GPT1ClassifierPreprocessor(keras_hub.models.TextClassifierPreprocessor):
             **kwargs: constructor arguments replacing the preset's (`head`,
                 `sequence_length`, `label_names`).
         """
-        loader = preset_loading.get_preset_loader(preset, cls.__name__)
+        loader = preset_loading.get_preset_loader(preset, cls)
         if "sequence_length" not in kwargs and not preset_holds(loader, config_file, cls):
             kwargs["sequence_length"] = min(512, _max_sequence_length(loader))
         return loader.load_preprocessor(cls, config_file, **kwargs)

@@ -17,7 +17,14 @@ decoupled L2, clipping 1, the clamped `warmup_linear` schedule; any
   GLUE's `index\\tprediction` format;
 - `model.keras`: the fine-tuned classifier with its preprocessor (so its
   predictions carry the label names, in Keras and in the SavedModel export),
-  plus the trainer's checkpoints and logs.
+  plus the trainer's checkpoints and logs;
+- `preset/`: the same classifier as a keras-hub preset directory, written
+  atomically (`preset_loading.save_preset` of its `save_to_preset`: backbone
+  config and weights, head weights, preprocessor
+  with its head, sequence length and label names, tokenizer and its
+  vocabulary), which `GPT1Classifier.from_preset` and
+  `keras_hub.models.TextClassifier.from_preset` load, and whose backbone
+  `GPT1Backbone.from_preset` reads to fine-tune again.
 
 The run holds `RunLock(output_dir, "finetune")`; run again with the same
 config, it resumes from the newest checkpoint. Without dev files (GLUE's
@@ -53,6 +60,7 @@ CSV_HEADS = ("classification", "entailment", "similarity")
 METRICS_FILE = "metrics.json"
 EVAL_METRICS_FILE = "eval_metrics.json"
 MODEL_FILE = "model.keras"
+PRESET_DIR = "preset"
 VALIDATION_SPLIT = "validation"
 
 
@@ -75,7 +83,10 @@ class FinetuneConfig:
         init_checkpoint: a `.keras` file holding a `GPT1CausalLM`, a
             `GPT1Classifier` or a backbone of any of `ARCHITECTURES` (e.g. from
             `//pipelines:convert` or `//pipelines:pretrain`, the LSTM baseline
-            included). Required unless `no_pretraining`.
+            included), or a preset: a preset directory (a run's `preset/`),
+            `"hf://openai-community/openai-gpt"`, a local Hugging Face
+            checkpoint directory, a `"kaggle://"` handle. Required unless
+            `no_pretraining`.
         preset: the backbone's size when there is no checkpoint.
         architecture: a name of `ARCHITECTURES` (`"transformer"`, `"lstm"`) or
             `None`. The rule: a checkpoint's backbone decides (an explicit
@@ -152,8 +163,8 @@ class FinetuneConfig:
                                f"Received: task={self.task!r}")
         if not self.no_pretraining and not self.init_checkpoint:
             raise config_error(
-                "init_checkpoint", "a pretrained .keras file is required unless "
-                "no_pretraining is set.")
+                "init_checkpoint", "a pretrained .keras file or preset is required "
+                "unless no_pretraining is set.")
         for name in ("batch_size", "epochs", "sequence_length", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise config_error(name, f"must be >= 1. Received: {name}={getattr(self, name)}")
@@ -225,10 +236,21 @@ def architecture_of(backbone):
 
 def load_backbone(path):
     """The backbone (`GPT1Backbone`, `LSTMBackbone`) inside a `.keras` LM, backbone
-    or classifier file."""
+    or classifier file, or of a preset: a preset directory (e.g. a run's
+    `preset/`), `"hf://openai-community/openai-gpt"`, a local Hugging Face
+    checkpoint directory, a `"kaggle://"` handle."""
     from gpt1_keras.saving import load_model_file
 
     backbones = tuple(ARCHITECTURES.values())
+    if "://" in str(path) or os.path.isdir(path):
+        import keras_hub
+
+        from gpt1_keras.models import preset_loading
+
+        try:
+            return preset_loading.from_preset(keras_hub.models.Backbone, os.fspath(path))
+        except (preset_loading.PresetError, preset_loading.PresetNotFoundError) as e:
+            raise config_error("init_checkpoint", str(e)) from None
     model = load_model_file(path, what="init_checkpoint")
     backbone = model if isinstance(model, backbones) else getattr(model, "backbone", None)
     if not isinstance(backbone, backbones):
@@ -451,6 +473,7 @@ def finetune(config, task=None, tokenizer=None):
 def _finetune(config, task, tokenizer, distribution):
     from gpt1_keras import training
     from gpt1_keras.models.gpt1_classifier import GPT1Classifier
+    from gpt1_keras.models.preset_loading import save_preset
     from gpt1_keras.preprocessing import GPT1ClassifierPreprocessor
     from gpt1_keras.saving import atomic_save_model
 
@@ -478,11 +501,11 @@ def _finetune(config, task, tokenizer, distribution):
     # The one path from raw text to the model: mapped over the data here, saved
     # with the model, wrapped by the SavedModel export.
     preprocessor = GPT1ClassifierPreprocessor(
-        tokenizer, task.model_task, config.sequence_length, label_names=task.labels)
+        tokenizer, task.head, config.sequence_length, label_names=task.labels)
 
     def build_model():
         return GPT1Classifier(
-            build_backbone(config), num_classes=task.num_classes, head=task.model_task,
+            build_backbone(config), num_classes=task.num_classes, head=task.head,
             lm_coef=config.lm_coef, dropout=config.classifier_dropout,
             preprocessor=preprocessor,
         )
@@ -507,6 +530,7 @@ def _finetune(config, task, tokenizer, distribution):
     results["splits"] = _score(model, task, config, {**evals, **tests}, prediction_dir)
     write_metrics(os.path.join(config.output_dir, METRICS_FILE), results)
     atomic_save_model(model, os.path.join(config.output_dir, MODEL_FILE))
+    save_preset(os.path.join(config.output_dir, PRESET_DIR), model)
     return results
 
 

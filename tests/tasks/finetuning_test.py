@@ -12,11 +12,13 @@ import os
 import tempfile
 
 import keras
+import keras_hub
 import numpy as np
 from absl.testing import absltest
 
 from gpt1_keras.errors import ConfigError
 from gpt1_keras.models import GPT1CausalLM
+from gpt1_keras.models import GPT1Classifier
 from gpt1_keras.models.lstm_backbone import LSTMBackbone
 from gpt1_keras.tasks import get_task
 from gpt1_keras.tasks.finetuning import FinetuneConfig
@@ -206,9 +208,23 @@ class FinetuneTest(absltest.TestCase):
                                                    [float(e) for e in expected], atol=1e-5)
                     else:
                         self.assertEqual([r[1] for r in rows], expected)
-                    self.assertEqual(model.head, task.model_task)
+                    self.assertEqual(model.head, task.head)
                     self.assertEqual(model.preprocessor.label_names, task.labels)
                     self.assertEqual(model.preprocessor.sequence_length, 32)
+                    # The run's preset is the same classifier: its head weights,
+                    # preprocessor and label names, loaded by keras-hub's base class.
+                    preset = keras_hub.models.TextClassifier.from_preset(
+                        os.path.join(out, "preset"))
+                    self.assertIsInstance(preset, GPT1Classifier)
+                    self.assertEqual((preset.head, preset.preprocessor.label_names,
+                                      preset.preprocessor.sequence_length),
+                                     (task.head, task.labels, 32))
+                    np.testing.assert_allclose(
+                        preset.predict(examples.inputs(), batch_size=2, verbose=0),
+                        model.predict(examples.inputs(), batch_size=2, verbose=0),
+                        atol=1e-6)
+                    self.assertEqual([f for f in os.listdir(out) if f.startswith(".preset")],
+                                     [])
 
     def test_sst2_learns_a_separable_rule(self):
         data = self.create_tempdir().full_path
@@ -289,6 +305,14 @@ class FinetuneTest(absltest.TestCase):
         self.assertEqual(scratch.num_layers, 2)
         with self.assertRaisesRegex(ConfigError, "layers_to_transfer=5 .* 2 layers"):
             build_backbone(FinetuneConfig(**base, layers_to_transfer=5))
+        # A preset directory (e.g. a run's preset/) as the checkpoint: its backbone.
+        preset = self.create_tempdir().full_path
+        pretrained.save_to_preset(preset)
+        from_preset = build_backbone(FinetuneConfig(**{**base, "init_checkpoint": preset}))
+        self.assertTrue(same(from_preset, pretrained))
+        with self.assertRaisesRegex(ConfigError, "init_checkpoint: .*config.json not found"):
+            build_backbone(FinetuneConfig(**{**base, "init_checkpoint": self.create_tempdir(
+                ).full_path}))
 
     def test_lstm_baseline(self):
         lstm_checkpoint = os.path.join(self.create_tempdir().full_path, "lstm.keras")
@@ -316,6 +340,10 @@ class FinetuneTest(absltest.TestCase):
                                                   task.read(data, "dev"))
         self.assertIsInstance(model.backbone, LSTMBackbone)
         self.assertFalse(same(model.backbone, pretrained))  # fine-tuning moved it
+        preset = GPT1Classifier.from_preset(os.path.join(config.output_dir, "preset"))
+        self.assertIsInstance(preset.backbone, LSTMBackbone)
+        self.assertTrue(same(preset, model))
+        self.assertEqual(preset.preprocessor.label_names, task.labels)
         rows_written = _read_predictions(
             os.path.join(config.output_dir, "predictions", "dev.tsv"))
         self.assertEqual([r[1] for r in rows_written], expected)
