@@ -619,8 +619,8 @@ def export_to_hf(model, directory, tokenizer="auto", vocabulary_size=None):
     Args:
         model: a `GPT1Backbone`, `GPT1CausalLM` or `GPT1Classifier` (see the module
             docstring for what each becomes).
-        directory: where to write; created if missing. Files of an earlier export
-            there are replaced.
+        directory: where to write; created if missing. Files of the same names
+            there are replaced; other files are left as they are.
         tokenizer: `"auto"` (the model's preprocessor's tokenizer, else GPT-1's own
             `GPT1Tokenizer()` when the model's vocabulary is GPT-1's 40,478 + 3
             tokens, else none), a `GPT1Tokenizer`, or `None` (no tokenizer files).

@@ -143,6 +143,36 @@ class ExportToHFTest(absltest.TestCase):
         self.assertEqual(hf_tokenizer("_start_ hello _classify_")["input_ids"],
                          [40478] + ours("hello").numpy().tolist() + [40480])
 
+    def test_the_preprocessors_tokenizer_is_written(self):
+        from gpt1_keras.preprocessing.gpt1_causal_lm_preprocessor import (
+            GPT1CausalLMPreprocessor,
+        )
+        from gpt1_keras.tokenizers.gpt1_tokenizer import GPT1Tokenizer
+
+        # A small BPE of its own (not GPT-1's files): "hello</w>" is 4 merges away.
+        chars = list("abcdefghijklmnopqrstuvwxyz")
+        tokens = ["<unk>"] + chars + [c + "</w>" for c in chars] + [
+            "he", "ll", "hell", "hello</w>"]
+        merges = ["h e", "l l", "he ll", "hell o</w>"]
+        tokenizer = GPT1Tokenizer(vocabulary={t: i for i, t in enumerate(tokens)},
+                                  merges=merges)
+        self.assertEqual(tokenizer.vocabulary_size(), len(tokens) + 3)
+        backbone = GPT1Backbone(**{**SMALL, "vocabulary_size": len(tokens) + 3})
+        lm = GPT1CausalLM(backbone, preprocessor=GPT1CausalLMPreprocessor(tokenizer))
+        directory = self.create_tempdir().full_path
+        export_to_hf(lm, directory)
+        hf_tokenizer = transformers.OpenAIGPTTokenizer.from_pretrained(directory)
+        self.assertLen(hf_tokenizer, len(tokens) + 3)
+        mode = "openai" if hf_tokenizer.fix_text is not None else "bert"
+        ours = GPT1Tokenizer(vocabulary={t: i for i, t in enumerate(tokens)},
+                             merges=merges, normalization=mode)
+        for text in ("hello world", "Hello, hello shell!", "_classify_ hello"):
+            expected = ours(text).numpy().tolist()
+            if text.startswith("_classify_"):
+                expected = [len(tokens) + 2] + ours("hello").numpy().tolist()
+            self.assertEqual(hf_tokenizer(text)["input_ids"], expected, text)
+        self.assertIn(tokens.index("hello</w>"), hf_tokenizer("hello")["input_ids"])
+
     def test_multiple_choice_head_maps_to_double_heads_model(self):
         backbone = GPT1Backbone(**SMALL)
         model = _randomize(GPT1Classifier(backbone, head="multiple_choice"), seed=3)
