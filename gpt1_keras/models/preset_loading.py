@@ -307,16 +307,16 @@ def from_preset(cls, preset, load_weights=True, **kwargs):
         return loader.load_backbone(backbone_cls, load_weights, **kwargs)
     if issubclass(cls, Tokenizer):
         config_file = kwargs.pop("config_file", preset_utils.TOKENIZER_CONFIG_FILE)
-        if cls.backbone_cls != backbone_cls:
+        if not _pairs_with(cls, backbone_cls):
             cls = preset_utils.find_subclass(preset, cls, backbone_cls)
         return loader.load_tokenizer(cls, config_file, **kwargs)
     if issubclass(cls, Preprocessor):
         config_file = kwargs.pop("config_file", preset_utils.PREPROCESSOR_CONFIG_FILE)
-        if cls.backbone_cls != backbone_cls:
+        if not _pairs_with(cls, backbone_cls):
             cls = preset_utils.find_subclass(preset, cls, backbone_cls)
         return loader.load_preprocessor(cls, config_file, **kwargs)
     if issubclass(cls, Task):
-        if issubclass(backbone_cls, Backbone) and cls.backbone_cls != backbone_cls:
+        if issubclass(backbone_cls, Backbone) and not _pairs_with(cls, backbone_cls):
             cls = preset_utils.find_subclass(preset, cls, backbone_cls)
         # As keras-hub: a classifier given `num_classes` gets a fresh head.
         load_task_weights = "num_classes" not in kwargs
@@ -324,6 +324,25 @@ def from_preset(cls, preset, load_weights=True, **kwargs):
     raise TypeError(
         f"from_preset loads Backbone, Tokenizer, Preprocessor or Task subclasses. "
         f"Received: cls={cls!r}"
+    )
+
+
+def _pairs_with(cls, backbone_cls):
+    """Whether `cls` (a tokenizer, preprocessor or task class) takes `backbone_cls`.
+
+    keras-hub pairs each class with one backbone (`cls.backbone_cls`); the GPT-1
+    family's tokenizer, preprocessors and tasks work on every backbone of the
+    family (`GPT1Backbone`, `LSTMBackbone`), so a class paired with one of them
+    takes all of them.
+    """
+    paired = cls.backbone_cls
+    if paired == backbone_cls:
+        return True
+    family = GPT1FamilyBackbone
+    return (
+        isinstance(paired, type)
+        and issubclass(paired, family)
+        and issubclass(backbone_cls, family)
     )
 
 
