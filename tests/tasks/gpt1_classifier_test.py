@@ -279,6 +279,13 @@ class PresetTest(test_case.TestCase):
         self.assertAllClose(restored.predict(self.pairs, verbose=0), expected, atol=1e-6)
         for a, b in zip(_weights(restored), _weights(model)):
             np.testing.assert_array_equal(a, b)
+        # The saved classifier with another sequence length (the same tokenizer).
+        longer = GPT1Classifier.from_preset(directory, sequence_length=24)
+        self.assertEqual((longer.preprocessor.sequence_length, longer.preprocessor.label_names),
+                         (24, ("entailment", "other")))
+        self.assertAllClose(longer.predict(self.pairs, verbose=0), expected, atol=1e-5)
+        with self.assertRaisesRegex(ValueError, "sequence_length=65.*max_sequence_length=64"):
+            GPT1Classifier.from_preset(directory, sequence_length=65)
 
         # A new head (num_classes or head given): the preset's backbone, a fresh
         # head, the preprocessor re-laid for that head, label names only as given.
