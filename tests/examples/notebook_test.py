@@ -1,5 +1,12 @@
 """`examples/finetune_in_colab.ipynb` runs end to end, as a Colab user would run it.
 
+The notebook starts from `GPT1Classifier.from_preset("hf://openai-community/openai-gpt")`;
+here an offline Hugging Face Hub cache built by the test stands in for the Hub
+(`HF_HUB_OFFLINE=1`, `HF_HOME` a temporary folder holding a random tiny
+`transformers.OpenAIGPTLMHeadModel` saved by `save_pretrained` with GPT-1's tokenizer
+files, in the cache's `models--openai-community--openai-gpt/snapshots/<commit>/`
+layout), so the download goes through `huggingface_hub`'s real code.
+
 The notebook is executed cell by cell with nbclient in a fresh IPython kernel on this
 interpreter. Its `parameters` cell is followed by an injected one (as papermill does)
 that points the `%pip install` cell at a copy of this checkout instead of GitHub, with
@@ -19,6 +26,7 @@ import sys
 
 import nbclient
 import nbformat
+import numpy as np
 from absl.testing import absltest
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,6 +48,15 @@ print(%r + json.dumps({
     "served": {k: list(v.shape) for k, v in served.items()},
     "served_labels": [s.decode() for s in served["label_name"].numpy()],
     "served_vs_predict": float(np.abs(served["probabilities"].numpy() - probs).max()),
+    "backbone": [model.backbone.num_layers, model.backbone.hidden_dim],
+    "hub_embeddings_vs_hf": float(np.abs(
+        keras.ops.convert_to_numpy(gpt1_keras.GPT1Classifier.from_preset(
+            PRESET, num_classes=2).backbone.token_embedding.embeddings)[:40478]
+        - np.load(os.environ["HF_EMBEDDINGS_NPY"])).max()),
+    "preset_files": sorted(os.listdir(PRESET_DIR)),
+    "reloaded_class": type(reloaded).__name__,
+    "reloaded_labels": list(reloaded.preprocessor.label_names),
+    "reloaded_vs_predict": float(np.abs(reloaded_probs - probs).max()),
 }))
 """ % _CHECK
 
@@ -83,14 +100,36 @@ class FinetuneInColabNotebookTest(absltest.TestCase):
         }
         self.enter_context(absltest.mock.patch.dict(os.environ, env))
 
+    def _hub_cache(self):
+        """An offline Hub cache holding a tiny random `openai-community/openai-gpt`.
+
+        Returns:
+            `(hf_home, embeddings_npy)`: the `HF_HOME` folder, and a `.npy` file of
+            the checkpoint's token embeddings (for the notebook's model to match).
+        """
+        from tests.models import hf_checkpoints
+        from tests.models import hf_reference
+
+        hf_home = os.path.join(self.tmp, "hf_home")
+        hf_model = hf_reference.make_hf_lm(seed=0, **hf_checkpoints.TINY_HF_CONFIG)
+        staging = hf_checkpoints.write_hf_checkpoint(
+            hf_model, os.path.join(self.tmp, "hf_checkpoint"))
+        hf_checkpoints.write_hub_cache_entry(
+            os.path.join(hf_home, "hub"), "openai-community/openai-gpt", staging)
+        embeddings = os.path.join(self.tmp, "hf_embeddings.npy")
+        np.save(embeddings, hf_model.transformer.tokens_embed.weight.detach().numpy())
+        return hf_home, embeddings
+
     def test_notebook_runs_end_to_end(self):
         source = os.path.join(self.tmp, "gpt1-keras")
         site = os.path.join(self.tmp, "site")  # what Colab's dist-packages is to pip
         workdir = os.path.join(self.tmp, "content")  # Colab's /content
         export_dir = os.path.join(self.tmp, "export", "gpt1_sentiment")
+        preset_dir = os.path.join(self.tmp, "preset", "gpt1_sentiment")
         for d in (source, site, workdir):
             os.makedirs(d)
         _copy_source(source)
+        hf_home, hf_embeddings = self._hub_cache()
 
         nb = nbformat.read(_NOTEBOOK, as_version=4)
         nbformat.validate(nb)
@@ -100,6 +139,11 @@ class FinetuneInColabNotebookTest(absltest.TestCase):
         # No published URL: the default is a wheel built from a checkout (`pip wheel .`).
         self.assertIn('GPT1_KERAS_SOURCE = "gpt1_keras-0.1.0-py3-none-any.whl"',
                       nb.cells[index[0]].source)
+        # It starts from the released GPT-1 on the Hub, with GPT-1's fine-tuning rate.
+        self.assertIn('PRESET = "hf://openai-community/openai-gpt"', nb.cells[index[0]].source)
+        self.assertIn("LEARNING_RATE = 6.25e-5", nb.cells[index[0]].source)
+        self.assertIn("GPT1Classifier.from_preset(\n    PRESET,",
+                      "".join(c.source for c in nb.cells))
         self.assertNotIn("<org>", "".join(c.source for c in nb.cells))
         install = [c for c in nb.cells if c.cell_type == "code" and "%pip install" in c.source]
         self.assertLen(install, 1)
@@ -108,6 +152,11 @@ class FinetuneInColabNotebookTest(absltest.TestCase):
             "GPT1_KERAS_SOURCE": source,
             "PIP_ARGS": f"--no-index --no-deps --no-build-isolation --target {site}",
             "EXPORT_DIR": export_dir,
+            "PRESET_DIR": preset_dir,
+            # The stand-in checkpoint is random, not pretrained: a higher rate and
+            # more epochs, so that 40 sentences move the loss.
+            "LEARNING_RATE": 3e-3,
+            "EPOCHS": 10,
         }
         injected = nbformat.v4.new_code_cell(
             "\n".join(f"{k} = {v!r}" for k, v in overrides.items()),
@@ -122,6 +171,10 @@ class FinetuneInColabNotebookTest(absltest.TestCase):
             PIP_NO_INDEX="1",
             PIP_DISABLE_PIP_VERSION_CHECK="1",
             PIP_CACHE_DIR=os.path.join(self.tmp, "pip_cache"),
+            HF_HOME=hf_home,
+            HF_HUB_CACHE=os.path.join(hf_home, "hub"),
+            HF_HUB_OFFLINE="1",
+            HF_EMBEDDINGS_NPY=hf_embeddings,
         )
         client = nbclient.NotebookClient(
             nb, kernel_name=_KERNEL, timeout=600, allow_errors=False,
@@ -172,6 +225,19 @@ class FinetuneInColabNotebookTest(absltest.TestCase):
         self.assertEqual(check["served"]["label_name"], [3])
         self.assertContainsSubset(check["served_labels"], {"negative", "positive"})
         self.assertLess(check["served_vs_predict"], 1e-5)
+
+        # The model came from the Hub cache: its architecture, and from_preset(PRESET)
+        # holds the checkpoint's own token embeddings.
+        self.assertEqual(check["backbone"], [2, 32])
+        self.assertEqual(check["hub_embeddings_vs_hf"], 0.0)
+        # The saved preset: a keras-hub preset directory that keras-hub's base class
+        # loads as the fine-tuned classifier (same predictions, label names kept).
+        self.assertContainsSubset(
+            {"config.json", "task.json", "task.weights.h5", "model.weights.h5",
+             "preprocessor.json", "tokenizer.json", "assets"}, check["preset_files"])
+        self.assertEqual(check["reloaded_class"], "GPT1Classifier")
+        self.assertEqual(check["reloaded_labels"], ["negative", "positive"])
+        self.assertLess(check["reloaded_vs_predict"], 1e-6)
 
 
 if __name__ == "__main__":
