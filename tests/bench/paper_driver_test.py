@@ -25,12 +25,12 @@ _SIZES = ["--tasks=sst2,story_cloze", "--pair_task=rte", "--layers=0",
           "--eval_examples=16", "--sequence_length=32", "--epochs=1", "--batch_size=4"]
 
 
-def _pretrain_tiny(model_dir, corpus):
+def _pretrain_tiny(model_dir, corpus, architecture, preset):
     from gpt1_keras.training.pretraining import PretrainConfig
     from gpt1_keras.training.pretraining import pretrain
 
     pretrain(PretrainConfig(
-        preset="gpt1_tiny", train_files=(corpus,), model_dir=model_dir, train_steps=2,
+        architecture=architecture, preset=preset, train_files=(corpus,), model_dir=model_dir, train_steps=2,
         batch_size=2, sequence_length=32, learning_rate=1e-3, warmup_steps=1,
         checkpoint_every=1, keep_checkpoints=5, steps_per_epoch=2, eval_steps=1,
         num_samples=0, validation_fraction=0.1, jit_compile=False))
@@ -60,7 +60,9 @@ class PaperDriverTest(absltest.TestCase):
         with open(corpus, "w", encoding="utf-8") as f:
             f.write(text)
         cls.lm = os.path.join(cls.root, "lm")
-        _pretrain_tiny(cls.lm, corpus)
+        _pretrain_tiny(cls.lm, corpus, "transformer", "gpt1_tiny")
+        cls.lstm = os.path.join(cls.root, "lstm")
+        _pretrain_tiny(cls.lstm, corpus, "lstm", "lstm_tiny")
         cls.work = os.path.join(cls.root, "work")
         cls.doc = os.path.join(cls.root, "doc", "reproduction.md")
         # Other labelled splits to score every run on: the driver's own SST-2 split
@@ -70,7 +72,8 @@ class PaperDriverTest(absltest.TestCase):
         os.symlink(os.path.join(cls.work, "data", "sst2"), os.path.join(cls.other, "sst2"))
         os.symlink(os.path.join(cls.data, "story_cloze"),
                    os.path.join(cls.other, "story_cloze"))
-        cls.args = [f"--transformer_lm={cls.lm}", f"--work_dir={cls.work}",
+        cls.args = [f"--transformer_lm={cls.lm}", f"--lstm_lm={cls.lstm}",
+                    f"--work_dir={cls.work}",
                     f"--data_dir={cls.data}", f"--output={cls.doc}",
                     f"--score_on={cls.other}", *_SIZES]
         cls.first = _run(*cls.args)
@@ -89,7 +92,8 @@ class PaperDriverTest(absltest.TestCase):
         with open(self.doc, encoding="utf-8") as f:
             doc = f.read()
         for row, label in (("full", "transformer w/ aux LM (full)"),
-                           ("scratch", "w/o pre-training"), ("no_aux", "w/o aux LM")):
+                           ("scratch", "w/o pre-training"), ("no_aux", "w/o aux LM"),
+                           ("lstm", "LSTM w/ aux LM")):
             line = next(l for l in doc.splitlines() if l.startswith(f"| {label} |"))
             cells = [c.strip() for c in line.strip("|").split("|")]
             sst2 = self._metrics(f"{row}/sst2")["splits"]["dev"]["accuracy"]
@@ -97,7 +101,10 @@ class PaperDriverTest(absltest.TestCase):
             self.assertEqual(cells[1], f"{100 * sst2:.1f}")
             self.assertEqual(cells[2], f"{100 * story:.1f}")
             self.assertEqual(cells[3], f"{100 * (sst2 + story) / 2:.1f}")
-        self.assertIn("| LSTM w/ aux LM | not run: no LSTM checkpoint given", doc)
+        # The LSTM row fine-tuned the LSTM LM: its saved classifier holds an LSTM.
+        with open(os.path.join(self.work, "runs", "lstm", "sst2", "metrics.json")) as f:
+            self.assertEqual(json.load(f)["config"]["init_checkpoint"],
+                             os.path.join(self.lstm, "model.keras"))
         # --score_on: the reloaded full run on the same SST-2 dev file scores the same.
         scored = doc[doc.index("scored on `--score_on="):]
         line = next(l for l in scored.splitlines()
@@ -113,14 +120,15 @@ class PaperDriverTest(absltest.TestCase):
         self.assertRegex(doc, re.escape(f"| rte (acc) | 0 | {100 * rte0:.1f} |"))
         self.assertRegex(doc, re.escape(f"| rte (acc) | 2 |") + r" [\d.]+ \| " +
                          re.escape(f"{100 * rte2_train['accuracy']:.1f} |"))
-        # Figure 2 right: one row per checkpoint (updates 1 and 2).
-        for step in (1, 2):
-            with open(os.path.join(self.work, "zero_shot", "transformer", f"step{step}",
-                                   "winograd", "metrics.json")) as f:
-                winograd = json.load(f)
-            self.assertEqual(winograd["num_examples"], 8)
-            self.assertRegex(doc, rf"\| transformer \| {step} \| .*\| "
-                             + re.escape(f"{100 * winograd['accuracy']:.1f}") + r" \(")
+        # Figure 2 right: one row per checkpoint (updates 1 and 2) of each LM.
+        for arch in ("transformer", "lstm"):
+            for step in (1, 2):
+                with open(os.path.join(self.work, "zero_shot", arch, f"step{step}",
+                                       "winograd", "metrics.json")) as f:
+                    winograd = json.load(f)
+                self.assertEqual(winograd["num_examples"], 8)
+                self.assertRegex(doc, rf"\| {arch} \| {step} \| .*\| "
+                                 + re.escape(f"{100 * winograd['accuracy']:.1f}") + r" \(")
         for png in ("reproduction_figure2_left.png", "reproduction_figure2_right.png"):
             with open(os.path.join(os.path.dirname(self.doc), png), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
@@ -128,13 +136,14 @@ class PaperDriverTest(absltest.TestCase):
     def test_second_run_reuses_every_run(self):
         self.assertEqual(self.first.returncode, 0, self.first.stderr[-3000:])
         before = _metrics_files(self.work)
-        self.assertGreaterEqual(len(before), 8 + 8)  # 8 fine-tunings, 2 x 4 zero-shot
+        # 4 rows x 2 tasks and layers 0 of 2 tasks fine-tuned; 2 LMs x 2 x 4 zero-shot.
+        self.assertGreaterEqual(len(before), 10 + 16)
         scores = {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
                   for d, _, files in os.walk(self.work) for f in files
                   if d.endswith("driver_scores")}
-        # 3 rows x 2 tasks on --score_on; layers 0 and 2 of sst2 and rte on their
+        # 4 rows x 2 tasks on --score_on; layers 0 and 2 of sst2 and rte on their
         # training subsets.
-        self.assertLen(scores, 6 + 4)
+        self.assertLen(scores, 8 + 4)
         second = _run(*self.args)
         self.assertEqual(second.returncode, 0, second.stderr[-3000:])
         self.assertIn("0 runs trained now", second.stdout)
