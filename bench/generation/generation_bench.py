@@ -315,7 +315,8 @@ def _write(results, started, load_start):
         "",
         "Command: `PYTHONPATH=. .venv/bin/python bench/generation/generation_bench.py "
         f"--before_tree={_BEFORE_TREE.value} --sizes={','.join(_SIZES.value)} "
-        f"--backends={','.join(_BACKENDS.value)}`",
+        f"--backends={','.join(_BACKENDS.value)} --repeats={_REPEATS.value} "
+        f"--slow_repeats={_SLOW_REPEATS.value}`",
         "",
     ]
     lines += _table(results)
