@@ -144,6 +144,28 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
             **kwargs,
         )
 
+    # === Training and inference on arrays ===
+    # Without a preprocessor, Keras' own data handling (arrays shuffled every epoch,
+    # distributed datasets); keras-hub's `PipelineModel` would batch arrays unshuffled.
+
+    def fit(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+        if self.preprocessor is None:
+            return keras.Model.fit(self, x, y, batch_size=batch_size,
+                                   sample_weight=sample_weight, **kwargs)
+        return super().fit(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+        if self.preprocessor is None:
+            return keras.Model.evaluate(self, x, y, batch_size=batch_size,
+                                        sample_weight=sample_weight, **kwargs)
+        return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight,
+                                **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        if self.preprocessor is None:
+            return keras.Model.predict(self, x, batch_size=batch_size, **kwargs)
+        return super().predict(x, batch_size=batch_size, **kwargs)
+
     def score(self, token_ids, padding_mask=None):
         """Per-token log-probabilities of `token_ids` under the model.
 
