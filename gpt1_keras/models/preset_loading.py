@@ -408,6 +408,31 @@ class GPT1FamilyBackbone(keras_hub.models.Backbone):
         """
         return from_preset(cls, preset, load_weights=load_weights, **kwargs)
 
+    def enable_lora(self, rank, target_layer_names=None):
+        """Freezes the backbone and adds rank-`rank` LoRA factors to the target layers.
+
+        As `keras_hub.models.Backbone.enable_lora`, except that the targets' biases
+        are frozen too (keras-hub's `Dense.enable_lora` freezes only the kernel), so
+        the LoRA factors are the only trainable weights: a `.lora.h5` file written
+        by `save_lora_weights` then holds everything fine-tuning changed, and the
+        base model plus that file reproduces the fine-tuned model.
+        """
+        super().enable_lora(rank, target_layer_names=target_layer_names)
+        layers = [layer for layer in self._flatten_layers(include_self=False) if layer.weights]
+        for i in self._lora_enabled_layers:
+            if getattr(layers[i], "bias", None) is not None:
+                layers[i].bias.trainable = False
+
+    def export_to_transformers(self, path):
+        """Writes the backbone as a Hugging Face `transformers` checkpoint.
+
+        `gpt1_keras.checkpoint_conversion.export_to_hf` (an `OpenAIGPTLMHeadModel`
+        with GPT-1's tokenizer files); keras-hub's exporter knows no GPT-1.
+        """
+        from gpt1_keras.checkpoint_conversion import export_to_hf
+
+        export_to_hf(self, path)
+
 
 def save_preset(directory, model, tokenizer=None):
     """Writes a preset directory atomically: `model`'s preset plus a tokenizer.

@@ -36,12 +36,12 @@ def _lm(seed=0):
 
 
 def _expected_trainable_paths(backbone):
-    """The LoRA factors of every c_attn / c_proj Dense, plus the bias keras-hub leaves
-    trainable on each (`Dense.enable_lora` freezes the kernel only)."""
+    """The LoRA factors of every c_attn / c_proj Dense: nothing else (keras-hub's
+    `Dense.enable_lora` leaves the bias trainable; `GPT1Backbone.enable_lora` freezes it)."""
     paths = set()
     for i in range(backbone.num_layers):
         for dense in ("attn/c_attn", "attn/c_proj", "c_proj"):
-            for weight in ("lora_kernel_a", "lora_kernel_b", "bias"):
+            for weight in ("lora_kernel_a", "lora_kernel_b"):
                 paths.add(f"transformer_layer_{i}/{dense}/{weight}")
     return paths
 
@@ -58,17 +58,18 @@ class LoRATest(absltest.TestCase):
         backbone.enable_lora(RANK)
         trainable = {v.path for v in lm.trainable_weights}
         self.assertEqual(trainable, _expected_trainable_paths(backbone))
-        self.assertLen(trainable, 2 * 3 * 3)  # 2 blocks x 3 Dense x (A, B, bias)
+        self.assertLen(trainable, 2 * 3 * 2)  # 2 blocks x 3 Dense x (A, B)
         self.assertLen(lm.weights, total + 2 * 3 * 2)  # the LoRA factors were added
         for v in lm.trainable_weights:
             if v.path.endswith("lora_kernel_a"):
                 self.assertEqual(v.shape[-1], RANK)
         frozen = {v.path: v.numpy().copy() for v in lm.non_trainable_weights}
-        # Only trainable weights are LoRA A/B and biases: the embeddings, LayerNorms
-        # and every base kernel are frozen.
+        # Only trainable weights are LoRA A/B: the embeddings, LayerNorms and every
+        # base kernel and bias are frozen.
         self.assertIn("token_embedding/embeddings", frozen)
         self.assertIn("transformer_layer_0/attn/c_attn/kernel", frozen)
         self.assertIn("transformer_layer_0/ln_1/gamma", frozen)
+        self.assertIn("transformer_layer_0/attn/c_attn/bias", frozen)
 
         x, y, weights = _batch(backbone.vocabulary_size)
         lm.compile(optimizer=keras.optimizers.Adam(5e-2))
@@ -98,16 +99,12 @@ class LoRATest(absltest.TestCase):
         reloaded = keras.saving.load_model(path)
         np.testing.assert_allclose(_predict(reloaded, x), expected, atol=1e-6)
 
-        # keras-hub's LoRA file holds the factors only (A and B of each layer), not
-        # the biases `enable_lora` leaves trainable: the base it is loaded onto must
-        # carry those.
+        # keras-hub's LoRA file holds the factors only (A and B of each layer); with
+        # everything else frozen, the untouched base plus the file is the fine-tuned
+        # model.
         lora_path = os.path.join(directory, "adapter.lora.h5")
         lm.backbone.save_lora_weights(lora_path)
-        fresh = _lm(seed=2)  # other random weights everywhere
-        base = {v.path: v for v in fresh.weights}
-        for v in lm.weights:
-            if "lora_kernel" not in v.path:
-                base[v.path].assign(v.numpy())
+        fresh = _lm(seed=1)  # the same base as `lm` before fine-tuning
         self.assertFalse(np.allclose(_predict(fresh, x), expected, atol=1e-3))
         fresh.backbone.load_lora_weights(lora_path)  # enables LoRA at the file's rank
         np.testing.assert_allclose(_predict(fresh, x), expected, atol=1e-6)
