@@ -109,9 +109,10 @@ class ExportToHFTest(absltest.TestCase):
     def test_keras_hub_export_to_transformers_is_ours(self):
         # keras-hub's exporter knows no GPT-1; the backbone's method is export_to_hf.
         lm = GPT1CausalLM(_randomize(GPT1Backbone(**SMALL), seed=2))
-        directory = self.create_tempdir().full_path
-        lm.backbone.export_to_transformers(directory)
-        self.assert_lm_logits_match(lm, directory)
+        for model in (lm, lm.backbone):
+            directory = self.create_tempdir().full_path
+            model.export_to_transformers(directory)
+            self.assert_lm_logits_match(lm, directory)
 
     def test_vocabulary_size_drops_the_special_rows(self):
         lm = GPT1CausalLM(_randomize(GPT1Backbone(**SMALL), seed=2))

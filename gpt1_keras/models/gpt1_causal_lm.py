@@ -166,6 +166,17 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
             return keras.Model.predict(self, x, batch_size=batch_size, **kwargs)
         return super().predict(x, batch_size=batch_size, **kwargs)
 
+    def export_to_transformers(self, path):
+        """Writes the LM as a Hugging Face `OpenAIGPTLMHeadModel` checkpoint.
+
+        `gpt1_keras.checkpoint_conversion.export_to_hf`: `model.safetensors`,
+        `config.json` and the tokenizer files of the preprocessor's tokenizer
+        (keras-hub's exporter knows no GPT-1).
+        """
+        from gpt1_keras.checkpoint_conversion import export_to_hf
+
+        export_to_hf(self, path)
+
     def score(self, token_ids, padding_mask=None):
         """Per-token log-probabilities of `token_ids` under the model.
 
