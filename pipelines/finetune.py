@@ -2,7 +2,7 @@ r"""Fine-tunes GPT-1 on one of the paper's tasks (or user CSV data) and evaluate
 
 Usage:
   bazel run //pipelines:finetune -- --task=rte --data_dir=/data/glue_data/RTE \
-      --init_checkpoint=/models/gpt1.keras --output_dir=/runs/rte
+      --init_checkpoint=hf://openai-community/openai-gpt --output_dir=/runs/rte
   bazel run //pipelines:finetune -- --task=mnli ... --layers_to_transfer=6   # Figure 2 left
   bazel run //pipelines:finetune -- --task=sst2 ... --no_pretraining --preset=gpt1  # Table 5
   bazel run //pipelines:finetune -- --task=sst2 ... \
@@ -41,9 +41,11 @@ flags.DEFINE_enum("task", None, TASK_NAMES, "The task (see gpt1_keras/tasks/regi
 flags.DEFINE_string("data_dir", None, "The task's files.")
 flags.DEFINE_string("output_dir", None, "Results, checkpoints and the model.")
 flags.DEFINE_string("init_checkpoint", None,
-                    ".keras LM, classifier or backbone, transformer or LSTM "
-                    "(required unless --no_pretraining).")
-flags.DEFINE_string("preset", _D["preset"], "Backbone size without --init_checkpoint.")
+                    "The pretrained model: a .keras LM, classifier or backbone (transformer "
+                    "or LSTM), a preset directory (a run's preset/), hf://owner/name or a "
+                    "local Hugging Face checkpoint (required unless --no_pretraining).")
+flags.DEFINE_string("preset", _D["preset"],
+                    "Architecture (untrained) without --init_checkpoint: gpt1, gpt1_small, ...")
 flags.DEFINE_enum("architecture", None, list(ARCHITECTURES),
                   "Backbone architecture (default: the checkpoint's, else --preset's); "
                   "without a checkpoint --preset maps to its equal-size preset of it.")

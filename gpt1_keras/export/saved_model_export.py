@@ -109,7 +109,7 @@ def export_saved_model(
         tokenizer = preprocessor.tokenizer
         sequence_length = preprocessor.sequence_length
         module = ClassifierServingModule(model, preprocessor, label_names)
-        info.update(task=model.task, fine_tuning_task=metadata.get("task"),
+        info.update(head=model.head, fine_tuning_task=metadata.get("task"),
                     num_classes=model.num_classes, sequence_length=sequence_length,
                     label_names=module.label_names)
     elif isinstance(model, GPT1CausalLM):

@@ -32,9 +32,6 @@ empty classification input).
 import tensorflow as tf
 
 HEADS = ("classification", "entailment", "similarity", "multiple_choice")
-# Deprecated: the old name of `HEADS`, kept while `gpt1_keras.data.task_dataset`
-# imports it.
-TASKS = HEADS
 
 
 @tf.autograph.experimental.do_not_convert
@@ -291,7 +288,3 @@ def head_inputs(
         for k, v in x.items()
     }
 
-
-# Deprecated: the old name of `head_inputs`, kept while
-# `gpt1_keras.data.task_dataset` re-exports it.
-task_inputs = head_inputs

@@ -109,7 +109,7 @@ class ClassifierExportTest(absltest.TestCase):
 
         with open(os.path.join(version_dir, "assets.extra", "gpt1_keras_export.json")) as f:
             info = json.load(f)
-        self.assertEqual((info["task"], info["fine_tuning_task"], info["sequence_length"],
+        self.assertEqual((info["head"], info["fine_tuning_task"], info["sequence_length"],
                           info["label_names"]), ("entailment", "rte", 24, list(names)))
 
         signatures = lib.parse_saved_model_cli(lib.saved_model_cli_show(version_dir))

@@ -65,7 +65,6 @@ class GPT1ClassifierPreprocessorTest(absltest.TestCase):
 
         self.assertEqual(packing.HEADS, ("classification", "entailment", "similarity",
                                          "multiple_choice"))
-        self.assertIs(packing.TASKS, packing.HEADS)  # deprecated alias
         with self.assertRaisesRegex(ValueError, "`head` must be one of .*head='ranking'"):
             packing.head_inputs(FakeTokenizer(), "ranking", tf.constant(["1"]))
         with self.assertRaisesRegex(ValueError, "The 'entailment' head needs `text_b`"):
