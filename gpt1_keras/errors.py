@@ -7,6 +7,8 @@ to do. The binaries (`gpt1_keras.cli.run`) print it as one `ERROR:` line and exi
 non-zero; any other exception is a bug and keeps its traceback.
 """
 
+import os
+
 
 class UserError(Exception):
     """An expected error the user can fix; the message is one self-contained line."""
@@ -31,3 +33,20 @@ class CheckpointWriteError(UserError, OSError):
 
     def __str__(self):
         return self.strerror if self.strerror else super().__str__()
+
+
+def write_error(error, target, what=None):
+    """The `CheckpointWriteError` for an `OSError` raised while replacing `target`.
+
+    Args:
+        error: the `OSError` (its errno is kept).
+        target: the file or directory being written; whether it still exists says
+            if the previous version survived.
+        what: how the message names it (default: `target`).
+    """
+    kept = ("the previous version is unchanged" if os.path.exists(target)
+            else "nothing was written")
+    return CheckpointWriteError(
+        error.errno,
+        f"Could not write {what or target}: {error.strerror or error} ({kept}); free "
+        "some space or fix the directory, then rerun.")

@@ -14,8 +14,8 @@ import os
 import zipfile
 import zlib
 
-from gpt1_keras.errors import CheckpointWriteError
 from gpt1_keras.errors import UserError
+from gpt1_keras.errors import write_error
 
 KERAS_SUFFIX = ".keras"
 
@@ -97,12 +97,7 @@ def atomic_save_model(model, path):
         model.save(partial)
         os.replace(partial, path)
     except OSError as e:
-        kept = ("the previous version is unchanged" if os.path.exists(path)
-                else "nothing was written")
-        raise CheckpointWriteError(
-            e.errno,
-            f"Could not write {path} in {directory}: {e.strerror or e} ({kept}); free "
-            "some space or fix the directory, then rerun.") from e
+        raise write_error(e, path, f"{path} in {directory}") from e
     finally:
         if os.path.exists(partial):
             os.remove(partial)

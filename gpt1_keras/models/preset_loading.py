@@ -49,8 +49,8 @@ from keras_hub.src.utils import preset_utils
 from gpt1_keras.checkpoint_conversion import backbone_config_from_hf
 from gpt1_keras.checkpoint_conversion import convert_hf_weights
 from gpt1_keras.checkpoint_conversion import load_hf_state_dict
-from gpt1_keras.errors import CheckpointWriteError
 from gpt1_keras.errors import UserError
+from gpt1_keras.errors import write_error
 from gpt1_keras.models.gpt1_presets import get_preset
 from gpt1_keras.models.gpt1_presets import presets_by_architecture
 
@@ -474,14 +474,14 @@ def save_preset(directory, model, tokenizer=None):
             tokenizer.save_to_preset(partial)
         if os.path.exists(directory):
             os.replace(directory, previous)
-        os.replace(partial, directory)
+        try:
+            os.replace(partial, directory)
+        except OSError:
+            if os.path.exists(previous):  # put the previous preset back
+                os.replace(previous, directory)
+            raise
     except OSError as e:
-        kept = ("the previous preset is unchanged" if os.path.exists(directory)
-                else "nothing was written")
-        raise CheckpointWriteError(
-            e.errno,
-            f"Could not write the preset {directory}: {e.strerror or e} ({kept}); free "
-            "some space or fix the directory, then rerun.") from e
+        raise write_error(e, directory, f"the preset {directory}") from e
     finally:
         shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(previous, ignore_errors=True)

@@ -132,6 +132,40 @@ class SavedPresetTest(parameterized.TestCase):
         self.assertIn(("someone/gpt1/keras/gpt1_tiny/1", "model.weights.h5"), requests)
 
 
+class SavePresetTest(absltest.TestCase):
+    def test_a_failed_write_keeps_the_previous_preset_and_says_so(self):
+        import errno
+
+        from gpt1_keras.errors import CheckpointWriteError
+        from gpt1_keras.models.preset_loading import save_preset
+
+        backbone = test_case.assign_random_weights(GPT1Backbone(**test_case.TINY_BACKBONE), 1)
+        root = self.create_tempdir().full_path
+        directory = save_preset(os.path.join(root, "preset"), backbone)
+        expected = _outputs(GPT1Backbone.from_preset(directory))
+        other = test_case.assign_random_weights(GPT1Backbone(**test_case.TINY_BACKBONE), 2)
+        full = OSError(errno.ENOSPC, "No space left on device")
+        real_replace = os.replace
+
+        def replace_failing_into_place(src, dst):
+            if os.path.basename(src).startswith(".preset.tmp-"):
+                raise full
+            return real_replace(src, dst)
+
+        for patch in (mock.patch.object(GPT1Backbone, "save_to_preset", side_effect=full),
+                      mock.patch("os.replace", side_effect=replace_failing_into_place)):
+            with patch, self.assertRaises(CheckpointWriteError) as raised:
+                save_preset(directory, other)
+            self.assertEqual(raised.exception.errno, errno.ENOSPC)
+            self.assertEqual(str(raised.exception), (
+                f"Could not write the preset {directory}: No space left on device (the "
+                "previous version is unchanged); free some space or fix the directory, "
+                "then rerun."))
+            self.assertEqual(os.listdir(root), ["preset"])  # no partial left behind
+            np.testing.assert_array_equal(_outputs(GPT1Backbone.from_preset(directory)),
+                                          expected)
+
+
 class LocalHFDirectoryTest(parameterized.TestCase):
     @parameterized.named_parameters(("safetensors", True), ("pytorch_bin", False))
     def test_matches_hf(self, safe_serialization):
