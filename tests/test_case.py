@@ -124,6 +124,22 @@ def tiny_lm(vocabulary_size=TINY_VOCABULARY_SIZE, **overrides):
     return GPT1CausalLM(tiny_backbone(vocabulary_size, **overrides))
 
 
+def tiny_pretrain_config(test, **fields):
+    """A `PretrainConfig` of the `small` recipe on a 200-line corpus written in `test`'s
+    temporary directory (with its own `model_dir`), XLA off; `fields` override."""
+    from gpt1_keras.training.pretraining import PretrainConfig
+
+    corpus = test.create_tempfile(
+        "corpus.txt",
+        "".join(f"line {i} : the quick brown fox jumps over the lazy dog .\n"
+                for i in range(200)),
+    ).full_path
+    values = dict(train_files=(corpus,), model_dir=test.create_tempdir().full_path,
+                  batch_size=4, sequence_length=16, steps_per_epoch=3, checkpoint_every=3,
+                  num_samples=1, jit_compile=False)
+    return PretrainConfig.from_recipe("small", **{**values, **fields})
+
+
 def _max_difference(a, b):
     a = to_numpy(keras.ops.cast(a, "float32")).astype("float64")
     b = to_numpy(keras.ops.cast(b, "float32")).astype("float64")

@@ -15,25 +15,17 @@ from absl.testing import absltest
 
 from gpt1_keras.models import GPT1CausalLM
 from gpt1_keras.models import LSTMBackbone
-from gpt1_keras.training.pretraining import PretrainConfig
 from gpt1_keras.training.pretraining import pretrain
+from tests import test_case
 
 
 class PretrainLSTMTest(absltest.TestCase):
 
     def test_lstm_pretrains_saves_and_resumes(self):
-        model_dir = self.create_tempdir().full_path
-        corpus = self.create_tempfile(
-            "corpus.txt",
-            "".join(f"line {i} : the quick brown fox jumps over the lazy dog .\n"
-                    for i in range(200)),
-        ).full_path
-        config = PretrainConfig.from_recipe(
-            "small", architecture="lstm", preset="lstm_tiny", train_files=(corpus,),
-            model_dir=model_dir, train_steps=6, batch_size=4, sequence_length=16,
-            steps_per_epoch=3, checkpoint_every=3, eval_steps=2, num_samples=1,
-            sample_tokens=4, learning_rate=3e-3, jit_compile=False,
-        )
+        config = test_case.tiny_pretrain_config(
+            self, architecture="lstm", preset="lstm_tiny", train_steps=6, eval_steps=2,
+            sample_tokens=4, learning_rate=3e-3)
+        model_dir = config.model_dir
         metrics = pretrain(config)
         self.assertEqual(metrics["final_step"], 6)
         history = metrics["history"]

@@ -12,6 +12,7 @@ from gpt1_keras.errors import ConfigError
 from gpt1_keras.training import distribution as distribution_lib
 from gpt1_keras.training.pretraining import RECIPES
 from gpt1_keras.training.pretraining import PretrainConfig
+from tests import test_case
 
 
 class PretrainConfigTest(absltest.TestCase):
@@ -162,18 +163,9 @@ class PretrainPresetTest(absltest.TestCase):
         from gpt1_keras.tokenizers import GPT1Tokenizer
         from gpt1_keras.training.pretraining import pretrain
 
-        model_dir = self.create_tempdir().full_path
-        corpus = self.create_tempfile(
-            "corpus.txt",
-            "".join(f"line {i} : the quick brown fox jumps over the lazy dog .\n"
-                    for i in range(200)),
-        ).full_path
-        config = PretrainConfig.from_recipe(
-            "small", preset="gpt1_tiny", train_files=(corpus,), model_dir=model_dir,
-            train_steps=3, batch_size=4, sequence_length=16, steps_per_epoch=3,
-            checkpoint_every=3, eval_steps=1, num_samples=1, sample_tokens=2,
-            jit_compile=False,
-        )
+        config = test_case.tiny_pretrain_config(
+            self, preset="gpt1_tiny", train_steps=3, eval_steps=1, sample_tokens=2)
+        model_dir = config.model_dir
         pretrain(config)
         preset = os.path.join(model_dir, "preset")
         # Only the preset: no temporary directory is left beside it.
