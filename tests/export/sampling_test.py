@@ -75,8 +75,14 @@ class SampleNextTokensTest(absltest.TestCase):
             tf.constant(logits), tf.constant([0.0, 1.0, 1.0]), tf.constant([0, 10**6, -3]),
             tf.constant([1.0, 5.0, -1.0]), tf.constant([1, 2, 3], tf.int64), 0).numpy()
         self.assertEqual(out[0], 2)  # greedy row
-        self.assertIn(out[1], range(4))  # top_k past the vocabulary: all tokens
         self.assertEqual(out[2], 2)  # top_p <= 0: the most likely token
+        # top_k past the vocabulary keeps all tokens: over many seeds every one is drawn
+        # (a clamp to fewer tokens, or to greedy, would miss some).
+        seeds = tf.range(400, dtype=tf.int64)
+        drawn = sample_next_tokens(
+            tf.constant(np.tile(LOGITS, (400, 1))), tf.ones([400]),
+            tf.fill([400], 10**6), tf.fill([400], 5.0), seeds, 0).numpy()
+        self.assertEqual(set(drawn.tolist()), set(range(len(PROBS))))
 
     def test_empty_batch(self):
         out = sample_next_tokens(tf.zeros([0, 5]), tf.zeros([0]), tf.zeros([0], tf.int32),
