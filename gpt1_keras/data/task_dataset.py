@@ -16,7 +16,8 @@ for multiple choice) or float32 with `regression=True`.
 import tensorflow as tf
 
 from gpt1_keras.preprocessing.gpt1_classifier_preprocessor import GPT1ClassifierPreprocessor
-from gpt1_keras.preprocessing.packing import HEADS
+from gpt1_keras.layers.heads import HEADS  # noqa: F401  (re-exported)
+from gpt1_keras.layers.heads import check_head
 from gpt1_keras.preprocessing.packing import head_inputs  # noqa: F401  (re-exported)
 from gpt1_keras.preprocessing.packing import pack_segments  # noqa: F401  (re-exported)
 from gpt1_keras.preprocessing.packing import trim_longest_first  # noqa: F401  (re-exported)
@@ -100,8 +101,7 @@ def task_batches(
             range, or a non-empty `text_b` for classification) raise
             `tf.errors.InvalidArgumentError` when iterated.
     """
-    if head not in HEADS:
-        raise ValueError(f"`head` must be one of {HEADS}. Received: head={head!r}")
+    check_head(head)
     if regression and head == "multiple_choice":
         raise ValueError("`regression` does not apply to 'multiple_choice'.")
     if not isinstance(examples, tf.data.Dataset):

@@ -6,6 +6,7 @@ from gpt1_keras.layers.causal_self_attention import CausalSelfAttention
 from gpt1_keras.layers.classify_token_pooler import ClassifyTokenPooler
 from gpt1_keras.layers.flatten_sequences import FlattenSequences
 from gpt1_keras.layers.gpt1_decoder_block import GPT1DecoderBlock
+from gpt1_keras.layers.heads import HEADS
 from gpt1_keras.layers.initializers import gpt1_initializer
 from gpt1_keras.layers.next_token_log_probs import next_token_log_probs
 from gpt1_keras.layers.position_embedding import PositionEmbedding

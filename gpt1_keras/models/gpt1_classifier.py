@@ -9,6 +9,8 @@ from keras_hub.src.utils.python_utils import classproperty
 from gpt1_keras.layers.auxiliary_lm_loss import AuxiliaryLMLoss
 from gpt1_keras.layers.classify_token_pooler import ClassifyTokenPooler
 from gpt1_keras.layers.flatten_sequences import FlattenSequences
+from gpt1_keras.layers.heads import HEADS  # noqa: F401  (re-exported)
+from gpt1_keras.layers.heads import check_head
 from gpt1_keras.layers.initializers import gpt1_initializer
 from gpt1_keras.layers.seeded_dropout import seeded_dropout
 from gpt1_keras.layers.unflatten_sequences import UnflattenSequences
@@ -19,7 +21,6 @@ from gpt1_keras.models.gpt1_backbone import GPT1Backbone
 from gpt1_keras.models.gpt1_presets import preset_architecture
 
 # The paper's head types (section 3.3): what `GPT1Classifier(head=...)` builds.
-HEADS = ("classification", "entailment", "similarity", "multiple_choice")
 
 
 @keras.saving.register_keras_serializable(package="gpt1_keras")
@@ -130,8 +131,7 @@ class GPT1Classifier(keras_hub.models.TextClassifier):
                 stacklevel=2,
             )
             head = _head_from_task(head, kwargs.pop("task"))
-        if head not in HEADS:
-            raise ValueError(f"`head` must be one of {HEADS}. Received: head={head!r}")
+        check_head(head)
         if head == "multiple_choice":
             if num_classes is not None:
                 raise ValueError(

@@ -88,10 +88,7 @@ class GPT1ClassifierPreprocessor(keras_hub.models.TextClassifierPreprocessor):
 
     def __init__(self, tokenizer, head="classification", sequence_length=512,
                  label_names=None, **kwargs):
-        if head not in packing.HEADS:
-            raise ValueError(
-                f"`head` must be one of {packing.HEADS}. Received: head={head!r}"
-            )
+        packing.check_head(head)
         if label_names is not None:
             label_names = tuple(str(n) for n in label_names)
             if len(label_names) < 2:

@@ -31,7 +31,8 @@ empty classification input).
 
 import tensorflow as tf
 
-HEADS = ("classification", "entailment", "similarity", "multiple_choice")
+from gpt1_keras.layers.heads import HEADS  # noqa: F401  (re-exported)
+from gpt1_keras.layers.heads import check_head
 
 
 @tf.autograph.experimental.do_not_convert
@@ -213,8 +214,7 @@ def head_inputs(
     ...                 tf.constant(["a man sleeps ."]),
     ...                 tf.constant(["a person rests ."]), sequence_length=16)
     """
-    if head not in HEADS:
-        raise ValueError(f"`head` must be one of {HEADS}. Received: head={head!r}")
+    check_head(head)
     num_specials = 2 if head == "classification" else 3
     if sequence_length < num_specials:
         raise ValueError(
