@@ -383,21 +383,6 @@ def load_pretrained_lm(source_format, path, num_special_tokens=3, preset=None):
 
 # === Export: a Keras model -> a Hugging Face OpenAIGPT* checkpoint ===
 
-# GPT1DecoderBlock sub-layer path, variable -> HF name of one block's tensor.
-_BLOCK_TENSORS = (
-    ("attn.c_attn", "kernel", "attn.c_attn.weight"),
-    ("attn.c_attn", "bias", "attn.c_attn.bias"),
-    ("attn.c_proj", "kernel", "attn.c_proj.weight"),
-    ("attn.c_proj", "bias", "attn.c_proj.bias"),
-    ("ln_1", "gamma", "ln_1.weight"),
-    ("ln_1", "beta", "ln_1.bias"),
-    ("c_fc", "kernel", "mlp.c_fc.weight"),
-    ("c_fc", "bias", "mlp.c_fc.bias"),
-    ("c_proj", "kernel", "mlp.c_proj.weight"),
-    ("c_proj", "bias", "mlp.c_proj.bias"),
-    ("ln_2", "gamma", "ln_2.weight"),
-    ("ln_2", "beta", "ln_2.bias"),
-)
 # Classifier heads that `OpenAIGPTDoubleHeadsModel`'s multiple-choice head represents.
 _DOUBLE_HEADS = ("multiple_choice",)
 WEIGHTS_FILE = "model.safetensors"
@@ -483,13 +468,11 @@ def hf_state_dict(model, vocabulary_size=None):
             backbone.token_embedding.embeddings)[:vocabulary_size],
         "transformer.positions_embed.weight": _numpy(backbone.position_embedding.embeddings),
     }
-    for i, block in enumerate(backbone.transformer_layers):
-        for path, attribute, hf_name in _BLOCK_TENSORS:
-            layer = block
-            for part in path.split("."):
-                layer = getattr(layer, part)
+    for i in range(backbone.num_layers):
+        for hf_name, (path, attribute) in _HF_BLOCK_TENSORS.items():
             # `Dense.kernel` is the merged kernel when LoRA is enabled.
-            state[f"transformer.h.{i}.{hf_name}"] = _numpy(getattr(layer, attribute))
+            state[f"transformer.h.{i}.{hf_name}"] = _numpy(
+                _block_variable(backbone, i, path, attribute))
     if classifier is not None and classifier.head in _DOUBLE_HEADS:
         head = classifier.get_layer("classifier_head")
         state["multiple_choice_head.summary.weight"] = np.ascontiguousarray(
