@@ -17,19 +17,26 @@ def model_flops_per_token(preset, length):
     N_matmul = L * (4 d^2 + 2 d d_ff) + V * d counts every matmul weight, including the
     tied LM-head projection; `12 L T d` is the attention score and value matmuls
     (forward + backward = 3 x forward). Embedding lookups, biases, LayerNorm, softmax and
-    the optimizer are not counted.
+    the optimizer are not counted. The LSTM baseline (`lstm_units` in the arguments):
+    N_matmul = 4 U (d + U) (input and recurrent kernels of the four gates) + U d (the
+    output projection) + V d, no length term.
 
     Args:
-        preset: a preset name (`"gpt1_small"`) or a dict of backbone arguments.
+        preset: a preset name (`"gpt1_small"`, `"lstm_small"`) or a dict of backbone
+            arguments.
         length: the sequence length T.
 
     Returns:
         `(flops_per_token, n_matmul)`.
     """
     if isinstance(preset, str):
-        from gpt1_keras.models.gpt1_presets import get_preset
+        from gpt1_keras.models.gpt1_presets import get_preset, preset_architecture
 
-        preset = get_preset(preset)
+        preset = get_preset(preset, architecture=preset_architecture(preset))
+    if "lstm_units" in preset:
+        d, units, vocab = preset["hidden_dim"], preset["lstm_units"], preset["vocabulary_size"]
+        n_matmul = 4 * units * (d + units) + units * d + vocab * d
+        return 6 * n_matmul, n_matmul
     layers, d, d_ff, vocab = (
         preset["num_layers"],
         preset["hidden_dim"],
