@@ -106,32 +106,84 @@ def print_result(result):
     print(RESULT_TAG + json.dumps(result), flush=True)
 
 
-def run_worker(argv, label, backend=None):
+def run_worker(argv, label, backend=None, env=None, rss_limit_mib=None):
     """Runs a benchmark worker in a fresh interpreter; returns its `print_result` dict.
 
     Args:
         argv: the worker's command line (e.g. `[sys.executable, script, "--worker=..."]`).
         label: names the worker in the failure message.
         backend: the worker's `KERAS_BACKEND`, if set.
+        env: more environment variables for the worker (a dict), if any.
+        rss_limit_mib: if set, the worker's resident memory (`VmRSS`) is polled every
+            20 ms and the worker is killed once it exceeds this many MiB. An address-space
+            cap (`RLIMIT_AS`) would be simpler but fails TF, XLA and JAX long before
+            their resident memory is near it: they reserve far more virtual memory than
+            they touch.
 
     Returns:
-        The worker's result plus `wall_s`, or `{"error": "rc=N"}` (its output's tail is
-        printed to stderr) when it printed none.
+        The worker's result plus `wall_s`; `{"error": "rss_limit", "rss_mib": N}` when the
+        watchdog killed it; `{"error": "rc=N"}` (its output's tail is printed to stderr)
+        when it printed no result.
     """
-    env = dict(os.environ)
+    import threading
+
+    env = dict(os.environ, **(env or {}))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if backend:
         env["KERAS_BACKEND"] = backend
     start = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = []
+    if rss_limit_mib:
+
+        def watch():
+            while proc.poll() is None:
+                rss = process_rss_mib(proc.pid)
+                if rss > rss_limit_mib:
+                    killed.append(rss)
+                    proc.kill()
+                    return
+                time.sleep(0.02)
+
+        threading.Thread(target=watch, daemon=True).start()
+    stdout, stderr = proc.communicate()
+    if killed:
+        print(f"[{label}] killed: resident memory {killed[0]:.0f} MiB > "
+              f"{rss_limit_mib:.0f} MiB", file=sys.stderr)
+        return {"error": "rss_limit", "rss_mib": killed[0]}
+    for line in stdout.splitlines():
         if line.startswith(RESULT_TAG):
             result = json.loads(line[len(RESULT_TAG):])
             result["wall_s"] = time.perf_counter() - start
             return result
-    tail = (proc.stdout + proc.stderr)[-3000:]
+    tail = (stdout + stderr)[-3000:]
     print(f"[{label}] failed (rc={proc.returncode}):\n{tail}", file=sys.stderr)
     return {"error": f"rc={proc.returncode}"}
+
+
+def process_rss_mib(pid="self", field="VmRSS"):
+    """A memory figure of process `pid` from `/proc/<pid>/status` in MiB (`VmHWM`: peak).
+
+    0 when the process has gone (or, as a zombie, has no such line).
+    """
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0.0
+
+
+def available_memory_mib():
+    """`MemAvailable` of `/proc/meminfo` in MiB: what can be allocated without swapping."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError("/proc/meminfo has no MemAvailable line.")
 
 
 def mcnemar(right_a, right_b):

@@ -8,9 +8,23 @@ position, Adam (eps 1e-8) with global-norm clipping at 1, float32, the same toke
   `train_on_batch`.
 - `tf`: the same without XLA (TF graph + oneDNN), for reference.
 - `jax`: `GPT1CausalLM` on the JAX backend (`jit` is the Keras default), `train_on_batch`.
+- `jax_rbg`, `jax_unsafe_rbg`: the same with `jax_default_prng_impl` set to `rbg` /
+  `unsafe_rbg` (XLA's `RngBitGenerator`) instead of threefry2x32 for the dropout masks.
+  The flag alone does not reach Keras: its `SeedGenerator` state is a raw `uint32[2]`
+  (seed, counter) that `keras.random.dropout` hands to `jax.random.bernoulli` as key
+  data, which JAX rejects for the 4-word rbg keys. The worker therefore wraps Keras'
+  JAX seed drawing (`keras.src.backend.jax.random.jax_draw_seed`, private) so each
+  drawn (seed, counter) becomes `fold_in(key(seed, impl), counter)`: the same
+  per-layer, per-step distinct masks, drawn by the other generator.
 - `hf_torch`: `transformers.OpenAIGPTLMHeadModel` of the same configuration in train mode,
   `F.cross_entropy` over every position, `torch.optim.Adam(eps=1e-8)` and
   `clip_grad_norm_(1.0)`, `torch.set_num_threads(2)`.
+- `hf_torch_compile`: the same, with the forward pass and the loss under
+  `torch.compile` (inductor, default mode; backward through AOTAutograd; the optimizer
+  step stays eager), what a PyTorch user would run.
+
+The first step of each worker (compilation for XLA, JAX and inductor) is never timed;
+its seconds are reported beside the rate ("first step s").
 
 Each (framework, size) measurement runs in its own subprocess, so it gets clean thread pools
 and its own peak resident memory (`VmHWM` from `/proc/self/status`, reported by the child).
@@ -28,6 +42,17 @@ tied LM-head projection (V x d), and excludes embedding lookups, biases, LayerNo
 softmax and the optimizer; `12 L T d` is the attention score and value matmuls
 (2 x 2 x T x d per token per layer forward, x3 for training). MFU = tokens/s x FLOPs/token
 / peak.
+
+Largest batch that fits (`--fit_frameworks=tf_xla,hf_torch`, `--fit_memory_gib=24`): for
+each framework, at `--fit_size` (default `gpt1`, T = 512), a search over the batch size
+(doubling from `--fit_start_batch` until a batch does not fit, then bisection), each probe
+a fresh subprocess running two training steps (the first creates the optimizer slots). A
+batch fits when the probe finishes with a peak resident memory (`VmHWM`) within the
+budget. The driver polls the probe's resident memory and kills it past the budget, so a
+probe never takes more of the machine than that (an address-space limit, `RLIMIT_AS`,
+would be simpler but stops TF, XLA and JAX far below their resident use: they reserve
+much more virtual memory than they touch). The machine must have the budget available
+(`MemAvailable`) or the run stops before it starts.
 
 Run (from the repository root):
 
@@ -51,11 +76,13 @@ from bench import common
 
 _SIZES = flags.DEFINE_list("sizes", ["gpt1_small", "gpt1"], "Presets to measure.")
 _FRAMEWORKS = flags.DEFINE_list(
-    "frameworks", ["tf_xla", "jax", "hf_torch"], "Any of tf_xla, tf, jax, hf_torch."
+    "frameworks",
+    ["tf_xla", "jax", "hf_torch", "hf_torch_compile"],
+    "Any of tf_xla, tf, jax, jax_rbg, jax_unsafe_rbg, hf_torch, hf_torch_compile.",
 )
 _FULL_FRAMEWORKS = flags.DEFINE_list(
     "full_frameworks",
-    ["tf_xla", "jax", "hf_torch"],
+    ["tf_xla", "jax", "hf_torch", "hf_torch_compile"],
     "Frameworks for the full `gpt1` size (slow steps: skip `tf` there by default).",
 )
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps per measurement (median).")
@@ -71,11 +98,35 @@ _OUTPUT = flags.DEFINE_string(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
     "Markdown file to write ('' to skip).",
 )
+_FIT_FRAMEWORKS = flags.DEFINE_list(
+    "fit_frameworks", [], "Frameworks whose largest batch in --fit_memory_gib to find."
+)
+_FIT_MEMORY_GIB = flags.DEFINE_float(
+    "fit_memory_gib", 24.0, "Memory budget (peak resident GiB) of the largest-batch search."
+)
+_FIT_SIZE = flags.DEFINE_string("fit_size", "gpt1", "Preset of the largest-batch search.")
+_FIT_START_BATCH = flags.DEFINE_integer(
+    "fit_start_batch", 4, "First batch size probed (doubled until one does not fit)."
+)
+_FIT_MAX_BATCH = flags.DEFINE_integer(
+    "fit_max_batch", 1024, "Largest batch size probed (the search stops there)."
+)
 _WORKER = flags.DEFINE_string("worker", None, "Internal: run one measurement and print JSON.")
 
 # Batch shape per preset: (batch, length).
 _SHAPES = {"gpt1_small": (8, 256), "gpt1": (4, 512), "gpt1_tiny": (8, 64)}
-_BACKENDS = {"tf_xla": "tensorflow", "tf": "tensorflow", "jax": "jax", "hf_torch": None}
+_BACKENDS = {
+    "tf_xla": "tensorflow",
+    "tf": "tensorflow",
+    "jax": "jax",
+    "jax_rbg": "jax",
+    "jax_unsafe_rbg": "jax",
+    "hf_torch": None,
+    "hf_torch_compile": None,
+}
+# `jax_default_prng_impl` of the JAX frameworks (None: JAX's default, threefry2x32).
+_JAX_PRNG = {"jax": None, "jax_rbg": "rbg", "jax_unsafe_rbg": "unsafe_rbg"}
+_HF = ("hf_torch", "hf_torch_compile")
 _NOTES_MARKER = "## Notes"
 
 
@@ -93,35 +144,39 @@ def model_flops_per_token(size, length):
     return common.model_flops_per_token(_preset(size), length)
 
 
-def _token_batches(size, count=4, seed=0):
-    """`count` fixed (x, y) int32 batches of next-token pairs, shared by every framework."""
+def _token_batches(size, batch=None, count=4, seed=0):
+    """`count` fixed (x, y) int32 batches of next-token pairs, shared by every framework.
+
+    `batch` overrides the preset's batch size in `_SHAPES` (the largest-batch search).
+    """
     import numpy as np
 
-    batch, length = _SHAPES[size]
+    batch, length = batch or _SHAPES[size][0], _SHAPES[size][1]
     vocab = _preset(size)["vocabulary_size"]
     rng = np.random.RandomState(seed)
     windows = rng.randint(0, vocab, size=(count, batch, length + 1)).astype("int32")
     return [(w[:, :-1], w[:, 1:]) for w in windows]
 
 
-def _peak_rss_mib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
 def _time_steps(step, batches, warmup, steps):
-    """Runs `warmup + steps` steps cycling over `batches`; returns per-step seconds."""
+    """Runs `warmup + steps` steps cycling over `batches`.
+
+    Returns:
+        `(timed step seconds, first step seconds)`; the first step (compilation) is
+        always a warm-up step, whatever `warmup` says.
+    """
     times = []
+    warmup = max(warmup, 1)
     for i in range(warmup + steps):
         x, y = batches[i % len(batches)]
         start = time.perf_counter()
         step(x, y)
+        seconds = time.perf_counter() - start
+        if i == 0:
+            first = seconds
         if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return times
+            times.append(seconds)
+    return times, first
 
 
 # --------------------------------------------------------------------------- workers
@@ -136,12 +191,12 @@ def _inline_matmul_gflops(framework, repeats=5, n=2048):
     import numpy as np
 
     a = np.random.RandomState(0).standard_normal((n, n)).astype("float32")
-    if framework == "hf_torch":
+    if framework in _HF:
         import torch
 
         t = torch.from_numpy(a)
         run = lambda: torch.mm(t, t)  # noqa: E731
-    elif framework == "jax":
+    elif framework in _JAX_PRNG:
         import jax
 
         t = jax.numpy.asarray(a)
@@ -168,13 +223,30 @@ def _set_tf_threads(threads):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def _keras_worker(framework, size, warmup, steps, threads):
+def _use_jax_prng(impl):
+    """Makes JAX, and Keras' dropout on JAX, draw with PRNG implementation `impl`."""
+    import jax
+    from keras.src.backend.jax import random as keras_jax_random
+
+    jax.config.update("jax_default_prng_impl", impl)
+    draw = keras_jax_random.jax_draw_seed
+
+    def draw_key(seed):
+        words = draw(seed)  # Keras' uint32 (seed, counter)
+        return jax.random.fold_in(jax.random.key(words[0], impl=impl), words[1])
+
+    keras_jax_random.jax_draw_seed = draw_key
+
+
+def _keras_worker(framework, size, warmup, steps, threads, batch=None):
     """`GPT1CausalLM.train_on_batch` on the current Keras backend."""
     import keras
     import numpy as np
 
     if keras.backend.backend() == "tensorflow":
         _set_tf_threads(threads)
+    if _JAX_PRNG.get(framework):
+        _use_jax_prng(_JAX_PRNG[framework])
     from gpt1_keras.models import GPT1CausalLM
 
     keras.utils.set_random_seed(0)
@@ -185,11 +257,11 @@ def _keras_worker(framework, size, warmup, steps, threads):
         ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         weighted_metrics=[],
-        jit_compile=framework in ("tf_xla", "jax"),
+        jit_compile=framework != "tf",
     )
     batches = [
         ({"token_ids": x, "padding_mask": np.ones_like(x)}, y)
-        for x, y in _token_batches(size)
+        for x, y in _token_batches(size, batch)
     ]
 
     losses = []
@@ -198,12 +270,17 @@ def _keras_worker(framework, size, warmup, steps, threads):
         # Returns a Python float: the step has finished on the host.
         losses.append(float(model.train_on_batch(x, y)))
 
-    times = _time_steps(step, batches, warmup, steps)
-    return {"times": times, "first_loss": losses[0], "last_loss": losses[-1]}
+    times, first = _time_steps(step, batches, warmup, steps)
+    return {
+        "times": times, "first_step_s": first, "first_loss": losses[0], "last_loss": losses[-1]
+    }
 
 
-def _hf_torch_worker(size, warmup, steps, threads):
-    """HF `OpenAIGPTLMHeadModel` train step with the same loss, optimizer and clipping."""
+def _hf_torch_worker(size, warmup, steps, threads, compile_model, batch=None):
+    """HF `OpenAIGPTLMHeadModel` train step with the same loss, optimizer and clipping.
+
+    With `compile_model`, the forward pass and the loss run under `torch.compile`.
+    """
     import torch
     import transformers
 
@@ -227,22 +304,30 @@ def _hf_torch_worker(size, warmup, steps, threads):
     optimizer = torch.optim.Adam(model.parameters(), lr=2.5e-4, eps=1e-8)
     batches = [
         (torch.from_numpy(x).long(), torch.from_numpy(y).long())
-        for x, y in _token_batches(size)
+        for x, y in _token_batches(size, batch)
     ]
     vocab = p["vocabulary_size"]
     losses = []
 
+    def forward_loss(x, y):
+        logits = model(input_ids=x).logits  # (B, T, V)
+        return torch.nn.functional.cross_entropy(logits.view(-1, vocab), y.view(-1))
+
+    if compile_model:
+        forward_loss = torch.compile(forward_loss)
+
     def step(x, y):
         optimizer.zero_grad(set_to_none=True)
-        logits = model(input_ids=x).logits  # (B, T, V)
-        loss = torch.nn.functional.cross_entropy(logits.view(-1, vocab), y.view(-1))
+        loss = forward_loss(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses.append(loss.item())
 
-    times = _time_steps(step, batches, warmup, steps)
-    return {"times": times, "first_loss": losses[0], "last_loss": losses[-1]}
+    times, first = _time_steps(step, batches, warmup, steps)
+    return {
+        "times": times, "first_step_s": first, "first_loss": losses[0], "last_loss": losses[-1]
+    }
 
 
 def _matmul_worker(framework, repeats, threads, n=2048):
@@ -285,26 +370,36 @@ def _run_worker(spec):
     if kind == "matmul":
         result = _matmul_worker(rest[0], _MATMUL_REPEATS.value, threads)
     else:
-        framework, size = rest
+        # train:FRAMEWORK:SIZE, or fit:FRAMEWORK:SIZE:BATCH (two steps at that batch).
+        framework, size, *batch = rest
+        batch = int(batch[0]) if batch else None
         full = size == "gpt1"
         steps = _FULL_STEPS.value if full else _STEPS.value
         warmup = _FULL_WARMUP.value if full else _WARMUP.value
-        if framework == "hf_torch":
-            result = _hf_torch_worker(size, warmup, steps, threads)
+        if kind == "fit":
+            warmup, steps = 1, 1
+        if framework in _HF:
+            result = _hf_torch_worker(
+                size, warmup, steps, threads, framework == "hf_torch_compile", batch)
         else:
-            result = _keras_worker(framework, size, warmup, steps, threads)
-        # After the steps, so it does not count in the peak RSS of small models much
-        # (two 16 MiB matrices) and sees the same machine state as the last steps.
-        result["inline_matmul_gflops"] = _inline_matmul_gflops(framework)
-    result["peak_rss_mib"] = _peak_rss_mib()
+            result = _keras_worker(framework, size, warmup, steps, threads, batch)
+        if kind == "train":
+            # After the steps, so it does not count in the peak RSS of small models much
+            # (two 16 MiB matrices) and sees the same machine state as the last steps.
+            result["inline_matmul_gflops"] = _inline_matmul_gflops(framework)
+    result["peak_rss_mib"] = common.process_rss_mib("self", "VmHWM")
     common.print_result(result)
 
 
 # --------------------------------------------------------------------------- driver
 
 
-def _spawn(spec, backend=None):
-    """Runs one worker in a fresh interpreter; returns its JSON result (or an error)."""
+def _spawn(spec, backend=None, rss_limit_mib=None):
+    """Runs one worker in a fresh interpreter; returns its JSON result (or an error).
+
+    HF workers run with `USE_TF=0`, so that transformers does not import TensorFlow into
+    them (its memory would count in their peak RSS).
+    """
     argv = [
         sys.executable,
         os.path.abspath(__file__),
@@ -316,7 +411,71 @@ def _spawn(spec, backend=None):
         f"--threads={_THREADS.value}",
         f"--matmul_repeats={_MATMUL_REPEATS.value}",
     ]
-    return common.run_worker(argv, spec, backend)
+    env = {"USE_TF": "0"} if spec.split(":")[1] in _HF else None
+    return common.run_worker(argv, spec, backend, env=env, rss_limit_mib=rss_limit_mib)
+
+
+def _largest_batch(framework, size, budget_mib):
+    """The largest batch of `size` whose training steps stay within `budget_mib` peak RSS.
+
+    Returns:
+        `(largest fitting batch or 0, {batch: probe result})`; a probe that fails for
+        another reason than memory stops the search (its error is in the probes).
+    """
+    probes = {}
+
+    def fits(batch):
+        r = _spawn(f"fit:{framework}:{size}:{batch}", _BACKENDS[framework], budget_mib)
+        probes[batch] = r
+        print(f"fit {framework} {size} batch {batch}: peak RSS "
+              f"{_fmt(r.get('peak_rss_mib', r.get('rss_mib')))} MiB {r.get('error', '')}",
+              flush=True)
+        # rc=-9: killed by the kernel (out of memory) rather than by the watchdog.
+        if r.get("error") not in (None, "rss_limit", "rc=-9"):
+            raise RuntimeError(f"{framework} batch {batch}: {r['error']}")
+        return "error" not in r and r["peak_rss_mib"] <= budget_mib
+
+    fitting, over, batch = 0, None, _FIT_START_BATCH.value
+    try:
+        while over is None and fitting < _FIT_MAX_BATCH.value:
+            if fits(batch):
+                fitting, batch = batch, min(2 * batch, _FIT_MAX_BATCH.value)
+            else:
+                over = batch
+        while over is not None and over - fitting > 1:
+            middle = (fitting + over) // 2
+            if fits(middle):
+                fitting = middle
+            else:
+                over = middle
+    except RuntimeError as e:
+        print(f"fit {framework}: search stopped: {e}", file=sys.stderr)
+    return fitting, probes
+
+
+def _fit_table(fits, budget_mib):
+    """Markdown lines of the largest-batch search results."""
+    length = _SHAPES[_FIT_SIZE.value][1]
+    lines = [
+        f"Largest batch of `{_FIT_SIZE.value}` x {length} tokens whose two training steps "
+        f"stay within {budget_mib / 1024:.1f} GiB peak RSS:",
+        "",
+        "| framework | largest batch | its peak RSS MiB | smallest batch over | "
+        "its peak RSS MiB | probes (batch: peak RSS MiB) |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for fw, (fitting, probes) in fits.items():
+        rss = {b: r.get("peak_rss_mib", r.get("rss_mib")) for b, r in probes.items()}
+        over = [b for b in probes if b > fitting]
+        over = min(over) if over else None
+        cap = " (search cap)" if fitting >= _FIT_MAX_BATCH.value else ""
+        killed = " (killed)" if probes.get(over, {}).get("error") else ""
+        lines.append(
+            f"| {fw} | {fitting}{cap} | {_fmt(rss.get(fitting))} | {_fmt(over, 'd')} | "
+            f"{_fmt(rss.get(over))}{killed} | "
+            + ", ".join(f"{b}: {_fmt(v)}" for b, v in sorted(rss.items())) + " |"
+        )
+    return lines
 
 
 def _fmt(value, spec=".0f"):
@@ -328,6 +487,12 @@ def main(argv):
     if _WORKER.value:
         _run_worker(_WORKER.value)
         return
+    budget_mib = _FIT_MEMORY_GIB.value * 1024
+    if _FIT_FRAMEWORKS.value and common.available_memory_mib() < budget_mib:
+        sys.exit(
+            f"--fit_memory_gib={_FIT_MEMORY_GIB.value:g}: this machine has only "
+            f"{common.available_memory_mib() / 1024:.1f} GiB available (MemAvailable)."
+        )
 
     loads = [common.load_average()]
     peaks = {"tf": [], "torch": []}
@@ -363,6 +528,11 @@ def main(argv):
             )
         per_size.append((size, batch, length, flops, n_matmul, results))
 
+    fits = {}
+    for fw in _FIT_FRAMEWORKS.value:
+        fits[fw] = _largest_batch(fw, _FIT_SIZE.value, budget_mib)
+        loads.append(common.load_average())
+
     # Peaks again at the end: the machine is shared, so the run's peak is the best of
     # the start and end measurements (a conservative MFU denominator).
     measure_peaks()
@@ -381,6 +551,7 @@ def main(argv):
     rows = []
     for size, batch, length, flops, n_matmul, results in per_size:
         peer = results.get("hf_torch", {}).get("tokens_per_s")
+        compiled = results.get("hf_torch_compile", {}).get("tokens_per_s")
         for fw, r in results.items():
             tps = r.get("tokens_per_s")
             rows.append(
@@ -390,7 +561,9 @@ def main(argv):
                     framework=fw,
                     tokens_per_s=tps,
                     step_s=statistics.median(r["times"]) if "times" in r else None,
+                    first_s=r.get("first_step_s"),
                     ratio=tps / peer if tps and peer else None,
+                    ratio_compiled=tps / compiled if tps and compiled else None,
                     gflops=tps * flops / 1e9 if tps else None,
                     mfu=tps * flops / 1e9 / peak if tps else None,
                     rss=r.get("peak_rss_mib"),
@@ -401,17 +574,21 @@ def main(argv):
             )
 
     lines = [
-        "| size | batch x length | framework | tokens/s | step s | vs HF torch | "
-        "GFLOP/s | MFU | own matmul GFLOP/s | peak RSS MiB |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| size | batch x length | framework | tokens/s | step s | first step s | "
+        "vs HF torch | vs HF torch.compile | GFLOP/s | MFU | own matmul GFLOP/s | "
+        "peak RSS MiB |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
             f"| {r['size']} | {r['shape']} | {r['framework']} | {_fmt(r['tokens_per_s'])} | "
-            f"{_fmt(r['step_s'], '.3f')} | {_fmt(r['ratio'], '.2f')}x | "
+            f"{_fmt(r['step_s'], '.3f')} | {_fmt(r['first_s'], '.1f')} | "
+            f"{_fmt(r['ratio'], '.2f')}x | {_fmt(r['ratio_compiled'], '.2f')}x | "
             f"{_fmt(r['gflops'])} | {_fmt(r['mfu'] and 100 * r['mfu'], '.0f')}% | "
             f"{_fmt(r['inline'])} | {_fmt(r['rss'])} |"
         )
+    if fits:
+        lines += [""] + _fit_table(fits, budget_mib)
     table = "\n".join(lines)
     command = " ".join(["python bench/model/train_throughput.py"] + sys.argv[1:])
     flops_lines = "\n".join(
