@@ -1,11 +1,13 @@
-"""Greedy generation speed: GPT-1 before and after issue #12, keras-hub GPT-2, and the served loop.
+"""Greedy generation speed: GPT-1 against keras-hub GPT-2 of the same size, and the served loop.
 
 Every row generates `--new_tokens` tokens after a `--prompt_length`-token prompt (random ids,
-the same for every method), greedily, at batch 1 and 8:
+the same for every method), greedily, at batch 1 and 8. The peer is `keras_hub`, which
+runs in every row whatever `--methods` says; every other method's tokens/s is shown with
+its ratio to it. Methods (`--methods`, default `after,served_after`):
 
 - `before`: `GPT1CausalLM.generate(prompts, new_tokens)` of the code before issue #12 (our
   own loop, key/value cache), imported from `--before_tree`, a `git worktree` of that commit
-  (`git worktree add /tmp/gen_before <commit>`).
+  (`git worktree add /tmp/gen_before <commit>`). Not run by default.
 - `after`: today's keras-hub interface, `lm.compile(sampler="greedy")` then
   `lm.generate({"token_ids", "padding_mask"})` on a right-padded `(batch, prompt + new)`
   buffer: keras-hub's `generate` driving our cached loop (`GPT1CausalLM.generate_step`).
@@ -16,7 +18,8 @@ the same for every method), greedily, at batch 1 and 8:
   (`CausalLMServingModule`, saved with `tf.saved_model.save` and loaded back), on raw-string
   prompts of `--prompt_length` single-token words, `temperature=0`: before issue #12 a
   TF-only loop recomputing the whole window every step (no cache), after it the model's
-  cached loop (`GPT1CausalLM.decode`). TensorFlow only (backend `tensorflow`).
+  cached loop (`GPT1CausalLM.decode`). TensorFlow only (backend `tensorflow`);
+  `served_after` is also shown as a ratio to Keras `generate` (`after`).
 
 Backends: `tensorflow` (tf.function graph: Keras' and keras-hub's default on a CPU-only
 machine), `tensorflow_xla` (`jit_compile=True` for both libraries) and `jax` (jit). Every
@@ -28,11 +31,12 @@ worker (the machine may be shared).
 
 Run (from the repository root):
 
-    git worktree add /tmp/gen_before <commit before issue #12>
     PYTHONPATH=. .venv/bin/python bench/generation/generation_bench.py \
-        --before_tree=/tmp/gen_before --sizes=gpt1_small,gpt1 --backends=tensorflow,jax
+        --sizes=gpt1_small,gpt1 --backends=tensorflow,jax
 
-or `./bazelw run //bench/generation:generation_bench -- --before_tree=/tmp/gen_before`.
+or `./bazelw run //bench/generation:generation_bench`. Against the code before issue #12:
+`git worktree add /tmp/gen_before 3f4b47c`, then add
+`--methods=before,after,served_before,served_after --before_tree=/tmp/gen_before`.
 Results go to `--output` (default: RESULTS.md next to this file; text under "## Notes" kept).
 """
 
@@ -53,8 +57,9 @@ _BACKENDS = flags.DEFINE_list(
     "backends", ["tensorflow", "jax"], "Any of tensorflow, tensorflow_xla, jax."
 )
 _METHODS = flags.DEFINE_list(
-    "methods", ["before", "after", "keras_hub", "served_before", "served_after"],
-    "Methods to time.")
+    "methods", ["after", "served_after"],
+    "Methods to time besides the peer keras_hub (always run): after, served_after, "
+    "before, served_before.")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "8"], "Batch sizes.")
 _PROMPT_LENGTH = flags.DEFINE_integer("prompt_length", 32, "Prompt tokens per row.")
 _NEW_TOKENS = flags.DEFINE_integer("new_tokens", 64, "Tokens generated per row.")
@@ -75,8 +80,22 @@ _WORKER = flags.DEFINE_string("worker", None, "Internal: backend:size:method, pr
 _NOTES_MARKER = "## Notes"
 _PACKAGES = ("tensorflow", "keras", "keras-hub", "jax")  # The machine line's versions.
 _SERVED = ("served_before", "served_after")
+_KNOWN_BACKENDS = ("tensorflow", "tensorflow_xla", "jax")
+_METHOD_ORDER = ("keras_hub", "before", "after", "served_before", "served_after")
+_METHOD_NAMES = {
+    "keras_hub": "keras-hub GPT-2",
+    "before": "before",
+    "after": "after",
+    "served_before": "served, no cache (before)",
+    "served_after": "served, cache (after)",
+}
 # Single-token words (GPT-1's BPE): a prompt of N of them is N tokens.
 _WORDS = ("the", "king", "is", "dead", "long", "live", "and", "a")
+
+
+def _unique(flag):
+    """A list flag's values, each once, in order (a repeated one would repeat rows)."""
+    return list(dict.fromkeys(flag.value))
 
 
 def _load():
@@ -207,7 +226,7 @@ def _run_worker(spec):
     vocabulary_size = get_preset(size)["vocabulary_size"]
     slow = method == "served_before"
     repeats = _SLOW_REPEATS.value if slow else _REPEATS.value
-    batch_sizes = _BATCH_SIZES.value
+    batch_sizes = _unique(_BATCH_SIZES)
     if slow and size == "gpt1":
         batch_sizes = _SLOW_BATCH_SIZES.value
     result = {"load_before": _load(), "batches": {}}
@@ -254,47 +273,62 @@ def _spawn(spec):
 
 
 def _specs():
-    for size in _SIZES.value:
-        for backend in _BACKENDS.value:
-            for method in _METHODS.value:
+    for size in _unique(_SIZES):
+        for backend in _unique(_BACKENDS):
+            for method in _methods():
                 if method in _SERVED and backend != "tensorflow":
                     continue  # the SavedModel is a TensorFlow graph
                 yield backend, size, method
 
 
+def _methods():
+    """`--methods` in the table's order, with the peer (`keras_hub`) always among them."""
+    methods = set(_METHODS.value) | {"keras_hub"}
+    return [m for m in _METHOD_ORDER if m in methods]
+
+
 def _table(results):
-    lines = [
-        "| size | backend | batch | before tok/s | after tok/s | after / before "
-        "| keras-hub GPT-2 tok/s | after / keras-hub | served, no cache (before) tok/s "
-        "| served, cache (after) tok/s | served after / before | same tokens | load avg (after run) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
-    ]
+    """One row per (size, backend, batch); a column per method run, each beside its ratio.
+
+    Every method's tokens/s is followed by its ratio to keras-hub GPT-2 of the same size
+    in the same run (the peer); `served_after` also by its ratio to Keras `generate`
+    (`after`), and `after` / `served_after` by theirs to the matching `before`.
+    """
+    methods = _methods()
+    ratios = [(m, "keras_hub") for m in methods if m != "keras_hub"]
+    if "served_after" in methods and "after" in methods:
+        ratios.append(("served_after", "after"))
+    ratios += [(m, m.replace("after", "before")) for m in ("after", "served_after")
+               if m in methods and m.replace("after", "before") in methods]
+    header = ["size", "backend", "batch"]
+    for method in methods:
+        header.append(f"{_METHOD_NAMES[method]} tok/s")
+        header += [f"{_METHOD_NAMES[a]} / {_METHOD_NAMES[b]}" for a, b in ratios if a == method]
+    header += ["same tokens", "load avg (before / after the `after` worker)"]
+    lines = ["| " + " | ".join(header) + " |",
+             "| --- | --- | " + "---: | " * (len(header) - 4) + "--- | --- |"]
     fmt = lambda v: "-" if v is None else f"{v:.1f}"
     ratio = lambda a, b: "-" if not (a and b) else f"{a / b:.2f}x"
-    for size in _SIZES.value:
-        for backend in _BACKENDS.value:
-            for batch in _BATCH_SIZES.value:
+    for size in _unique(_SIZES):
+        for backend in _unique(_BACKENDS):
+            for batch in _unique(_BATCH_SIZES):
                 row = {}
-                for method in _METHODS.value:
+                for method in methods:
                     r = results.get((backend, size, method), {})
                     row[method] = r.get("batches", {}).get(batch)
                 rate = {m: (row[m] or {}).get("tokens_per_s") for m in row}
+                cells = [size, backend, batch]
+                for method in methods:
+                    cells.append(fmt(rate[method]))
+                    cells += [ratio(rate[a], rate[b]) for a, b in ratios if a == method]
                 firsts = [row[m]["first_row"] for m in ("before", "after") if row.get(m)]
                 same = "-" if len(firsts) < 2 else ("yes" if firsts[0] == firsts[1] else "NO")
                 served = [row[m]["first_row"] for m in _SERVED if row.get(m)]
                 if len(served) == 2:
                     same += ", served " + ("yes" if served[0] == served[1] else "NO")
                 run = results.get((backend, size, "after"), {})
-                load = f"{run.get('load_before', '?')} / {run.get('load_after', '?')}"
-                lines.append(
-                    f"| {size} | {backend} | {batch} | {fmt(rate.get('before'))} "
-                    f"| {fmt(rate.get('after'))} | {ratio(rate.get('after'), rate.get('before'))} "
-                    f"| {fmt(rate.get('keras_hub'))} "
-                    f"| {ratio(rate.get('after'), rate.get('keras_hub'))} "
-                    f"| {fmt(rate.get('served_before'))} | {fmt(rate.get('served_after'))} "
-                    f"| {ratio(rate.get('served_after'), rate.get('served_before'))} "
-                    f"| {same} | {load} |"
-                )
+                cells += [same, f"{run.get('load_before', '?')} / {run.get('load_after', '?')}"]
+                lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -302,7 +336,7 @@ def _write(results, started, load_start):
     notes = common.notes_section(_OUTPUT.value, _NOTES_MARKER)
     raw = {f"{b}:{s}:{m}": r for (b, s, m), r in results.items()}
     lines = [
-        "# Generation speed: before / after issue #12, keras-hub GPT-2, the served loop",
+        "# Generation speed: GPT-1 vs keras-hub GPT-2, the served loop",
         "",
         f"Greedy, {_PROMPT_LENGTH.value}-token prompt + {_NEW_TOKENS.value} new tokens, "
         f"random weights; tokens/s = new tokens / median seconds per `generate` call "
@@ -313,10 +347,9 @@ def _write(results, started, load_start):
         f"Machine: {common.machine_info(_PACKAGES)}. Started {started}, "
         f"load average (1/5/15 min) at start {load_start}, at end {_load()}.",
         "",
-        "Command: `PYTHONPATH=. .venv/bin/python bench/generation/generation_bench.py "
-        f"--before_tree={_BEFORE_TREE.value} --sizes={','.join(_SIZES.value)} "
-        f"--backends={','.join(_BACKENDS.value)} --repeats={_REPEATS.value} "
-        f"--slow_repeats={_SLOW_REPEATS.value}`",
+        "Command: `" + " ".join(
+            ["PYTHONPATH=. .venv/bin/python bench/generation/generation_bench.py"]
+            + sys.argv[1:]) + "`",
         "",
     ]
     lines += _table(results)
@@ -333,6 +366,11 @@ def main(argv):
     if _WORKER.value:
         _run_worker(_WORKER.value)
         return
+    unknown = sorted(set(_BACKENDS.value) - set(_KNOWN_BACKENDS))
+    unknown += sorted(set(_METHODS.value) - set(_METHOD_ORDER))
+    if unknown:
+        sys.exit(f"Unknown --backends/--methods value(s): {', '.join(unknown)} (backends: "
+                 f"{', '.join(_KNOWN_BACKENDS)}; methods: {', '.join(_METHOD_ORDER)}).")
     started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     results = {}
     load_start = _load()
