@@ -165,10 +165,10 @@ class CausalLMServingModule(tf.Module):
                                                step), state
 
         # The Keras model's own cached loop (`GPT1CausalLM.decode`): the prompts
-        # prefilled into a context-long key/value cache, then one position a step.
+        # prefilled into a key/value cache of the buffer's `width` positions (not
+        # the whole context), then one position a step.
         buffer, _ = self._keras.lm.decode(
-            buffer, mask, next_token, (), prompt_width=tf.shape(context_ids)[1],
-            cache_length=self.context, end=width)
+            buffer, mask, next_token, (), prompt_width=tf.shape(context_ids)[1])
         # (B, steps): each row's new ids, -1 after its last.
         index = prompt_lengths[:, None] + tf.range(steps)[None, :]
         new_ids = tf.gather(buffer, tf.minimum(index, tf.shape(buffer)[1] - 1), batch_dims=1)

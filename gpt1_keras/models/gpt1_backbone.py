@@ -149,9 +149,11 @@ class GPT1Backbone(GPT1FamilyBackbone):
         """A zero key/value cache for `call_with_cache()`.
 
         Args:
-            batch_size: int. Rows decoded together.
-            max_length: int. Positions the cache holds (prompt plus new tokens,
-                at most `max_sequence_length`).
+            batch_size: int or scalar int tensor. Rows decoded together.
+            max_length: int or scalar int tensor. Positions the cache holds
+                (prompt plus new tokens, at most `max_sequence_length`; an int
+                is checked, a tensor, such as a served request's buffer width
+                in a TensorFlow graph, is the caller's to bound).
 
         Returns:
             A tuple with one `(batch_size, 2, num_heads, max_length, head_dim)`
@@ -160,7 +162,7 @@ class GPT1Backbone(GPT1FamilyBackbone):
             not one stacked tensor, so that a decoding step updates each in place
             instead of slicing and re-stacking the whole cache.
         """
-        if max_length > self.max_sequence_length:
+        if not ops.is_tensor(max_length) and max_length > self.max_sequence_length:
             raise ValueError(
                 f"The cache cannot hold more than the model's context of "
                 f"{self.max_sequence_length} positions. Received: max_length={max_length}"

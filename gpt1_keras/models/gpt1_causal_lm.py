@@ -401,14 +401,16 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
         return _outputs(token_ids, padding_mask, stop_token_ids)
 
     def decode(self, token_ids, padding_mask, next_token, state, stop_token_ids=None,
-               prompt_width=None, cache_length=None, end=None):
+               prompt_width=None):
         """GPT-1's cached decoding loop, for `generate_step` and the SavedModel export.
 
-        Prefills the first `prompt_width` positions into a key/value cache in
-        one call, then from the shortest prompt's end runs one position per
-        step: the token at `index - 1` against the cache gives the logits of
-        position `index`, `next_token` picks a token, and rows whose prompt
-        covers `index` keep their own token.
+        Prefills the first `prompt_width` positions in one call into a
+        key/value cache of `total` positions (the buffer's width; a tensor in
+        the served `generate`, whose cache spans the request, not the context),
+        then from the shortest prompt's end runs one position per step: the
+        token at `index - 1` against the cache gives the logits of position
+        `index`, `next_token` picks a token, and rows whose prompt covers
+        `index` keep their own token.
 
         Args:
             token_ids: int32 `(batch, total)`, prompts right-padded.
@@ -420,9 +422,6 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
             stop_token_ids: optional tuple of ids ending a row.
             prompt_width: int or scalar tensor, positions prefilled (default
                 `total`).
-            cache_length: positions the cache holds (default `total`; may be
-                larger, e.g. the context, when `total` is dynamic).
-            end: int or scalar tensor, stop at this position (default `total`).
 
         Returns:
             `(token_ids, state)`: the filled buffer and the final state.
@@ -430,12 +429,11 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
         batch, total = ops.shape(token_ids)[0], ops.shape(token_ids)[1]
         lengths = ops.sum(ops.cast(padding_mask, "int32"), axis=-1)
         backbone = self.backbone
-        cache = backbone.empty_cache(batch, total if cache_length is None else cache_length)
+        cache = backbone.empty_cache(batch, total)
         prefill = token_ids
         if prompt_width is not None:
             prefill = ops.slice(token_ids, (0, 0), (batch, prompt_width))
         _, cache = backbone.call_with_cache(prefill, cache, 0)
-        end = total if end is None else end
 
         # The tied LM head, transposed once here rather than at every step:
         # (V, C) -> (C, V). Same product as `token_embedding(h, reverse=True)`.
@@ -443,7 +441,7 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
         head = ops.transpose(ops.cast(embedding.embeddings, embedding.compute_dtype))
 
         def cond(token_ids, cache, index, state):
-            going = index < end
+            going = index < total
             if stop_token_ids is not None:
                 done = ops.any(any_equal(token_ids, stop_token_ids, ~padding_mask), axis=-1)
                 going = ops.logical_and(going, ops.logical_not(ops.all(done)))

@@ -133,9 +133,11 @@ class LSTMBackbone(GPT1FamilyBackbone):
         """A zero state cache for `call_with_cache()`.
 
         Args:
-            batch_size: int. Rows decoded together.
-            max_length: int. Positions the cache holds (prompt plus new tokens,
-                at most `max_sequence_length`).
+            batch_size: int or scalar int tensor. Rows decoded together.
+            max_length: int or scalar int tensor. Positions the cache holds
+                (prompt plus new tokens, at most `max_sequence_length`; an int
+                is checked, a tensor, such as a served request's buffer width
+                in a TensorFlow graph, is the caller's to bound).
 
         Returns:
             A tuple `(h, c)` of `(batch_size, max_length, lstm_units)` tensors in
@@ -145,7 +147,7 @@ class LSTMBackbone(GPT1FamilyBackbone):
             from the state after `i - 1`, whatever was written later, which is
             what `GPT1CausalLM.generate` needs for right-padded prompts.
         """
-        if max_length > self.max_sequence_length:
+        if not ops.is_tensor(max_length) and max_length > self.max_sequence_length:
             raise ValueError(
                 f"The cache cannot hold more than the model's context of "
                 f"{self.max_sequence_length} positions. Received: max_length={max_length}"
