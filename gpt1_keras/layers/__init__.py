@@ -3,6 +3,7 @@
 from gpt1_keras.layers.auxiliary_lm_loss import AuxiliaryLMLoss
 from gpt1_keras.layers.auxiliary_lm_loss import language_model_loss
 from gpt1_keras.layers.causal_self_attention import CausalSelfAttention
+from gpt1_keras.layers.chunked_cross_entropy import chunked_cross_entropy_sum
 from gpt1_keras.layers.classify_token_pooler import ClassifyTokenPooler
 from gpt1_keras.layers.flatten_sequences import FlattenSequences
 from gpt1_keras.layers.gpt1_decoder_block import GPT1DecoderBlock

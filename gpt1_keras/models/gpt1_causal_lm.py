@@ -1,3 +1,4 @@
+import contextlib
 import functools
 import itertools
 
@@ -5,10 +6,13 @@ import keras
 import keras_hub
 import numpy as np
 from keras import ops
+from keras.src.losses.loss import scale_loss_for_distribution
 from keras_hub.src.samplers.sampler import Sampler
 from keras_hub.src.utils.python_utils import classproperty
 from keras_hub.src.utils.tensor_utils import any_equal
 
+from gpt1_keras.layers.chunked_cross_entropy import chunked_cross_entropy_sum
+from gpt1_keras.layers.chunked_cross_entropy import tied_head_matrix
 from gpt1_keras.layers.next_token_log_probs import next_token_log_probs
 from gpt1_keras.models import preset_loading
 from gpt1_keras.models.architectures import build_backbone
@@ -30,6 +34,10 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
     or on raw strings when a `GPT1CausalLMPreprocessor` is attached.
     `compile()` with no arguments sets GPT-1's Adam, sparse cross-entropy from
     logits, a weighted accuracy metric and keras-hub's default sampler.
+    `compile(loss_chunk_size=n)` trains and evaluates on the same loss without
+    the full `(batch * length, vocabulary)` logits or their gradient: the tied
+    head and the cross-entropy run `n` positions at a time
+    (`gpt1_keras.layers.chunked_cross_entropy`), with the loss alone as metric.
 
     Text generation is keras-hub's: `compile(sampler=...)` picks a
     `keras_hub.samplers.Sampler` (`"greedy"`, `"top_k"`, `"top_p"`,
@@ -122,6 +130,7 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
         *,
         weighted_metrics="auto",
         sampler="top_k",
+        loss_chunk_size=None,
         **kwargs,
     ):
         """Compiles with GPT-1 defaults wherever an argument is `"auto"`.
@@ -131,11 +140,31 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
         its schedule); the full recipe lives in the trainer. `sampler` is a
         keras-hub sampler name or instance for `generate()` (keras-hub's default,
         `"top_k"`: `TopKSampler(k=5)`, unseeded).
+
+        `loss_chunk_size`: `None` (default) computes `loss="auto"` on the
+        model's full logits. An integer `n` computes the same loss (sparse
+        cross-entropy from logits, weighted by `sample_weight`, Keras'
+        `"sum_over_batch_size"` reduction) in `fit` and `evaluate` without the
+        `(batch * length, vocabulary)` logits: the train and test steps run
+        the backbone alone, and the tied head, softmax and loss gradient are
+        formed `n` positions at a time (`chunked_cross_entropy_sum`). Same
+        loss, same gradients, same variables and checkpoints, with a few
+        `(n, vocabulary)` float32 tensors alive at a time instead of several
+        of `(batch * length, vocabulary)`. The accuracy
+        metric needs the logits, so `weighted_metrics="auto"` is then no metric
+        (the loss is reported alone); compile with `loss_chunk_size=None` to
+        measure accuracy. `predict`, `score` and `generate` are unchanged.
         """
         if optimizer == "auto":
             optimizer = keras.optimizers.Adam(
                 learning_rate=2.5e-4, epsilon=1e-8, global_clipnorm=1.0
             )
+        if loss_chunk_size is not None:
+            _check_loss_chunk_size(loss_chunk_size, loss, weighted_metrics, kwargs)
+            tied_head_matrix(self.backbone.token_embedding)  # Checks the head can be chunked.
+            if weighted_metrics == "auto":
+                weighted_metrics = None
+        self.loss_chunk_size = loss_chunk_size
         super().compile(
             optimizer=optimizer,
             loss=loss,
@@ -143,6 +172,59 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
             sampler=sampler,
             **kwargs,
         )
+        if loss_chunk_size is not None:
+            # Keras keeps an earlier compile's metrics when given none (the
+            # constructor compiles with the accuracy); they would see hidden states.
+            self._compile_metrics = None
+
+    # === The chunked loss (`compile(loss_chunk_size=...)`) ===
+    # In a train or test step the model returns the backbone's hidden states and
+    # `compute_loss` applies the tied head a chunk at a time; anywhere else
+    # (`predict`, direct calls) it returns the logits.
+
+    loss_chunk_size = None  # Set by `compile()`.
+    _hidden_output_steps = 0  # Train/test steps being traced or run with the chunked loss.
+
+    def call(self, inputs, training=None, mask=None):
+        if self._hidden_output_steps:
+            return self.backbone(inputs, training=training)  # (B, T, C)
+        return super().call(inputs, training=training, mask=mask)
+
+    @contextlib.contextmanager
+    def _chunked_loss_step(self):
+        # A count, not a flag: MirroredStrategy traces one step per replica,
+        # interleaved in threads.
+        chunked = int(self.loss_chunk_size is not None)
+        self._hidden_output_steps += chunked
+        try:
+            yield
+        finally:
+            self._hidden_output_steps -= chunked
+
+    def train_step(self, *args, **kwargs):
+        with self._chunked_loss_step():
+            return super().train_step(*args, **kwargs)
+
+    def test_step(self, *args, **kwargs):
+        with self._chunked_loss_step():
+            return super().test_step(*args, **kwargs)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if not self._hidden_output_steps:
+            # `y_pred` is the logits (no chunked loss, or Keras building the loss
+            # outside a step).
+            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        # `y_pred`: the (B, T, C) hidden states (`call` inside a train/test step).
+        total = chunked_cross_entropy_sum(
+            y_pred, tied_head_matrix(self.backbone.token_embedding), y, sample_weight,
+            chunk_size=self.loss_chunk_size, differentiable=training,
+        )
+        # Keras' "sum_over_batch_size", as the compiled SparseCategoricalCrossentropy.
+        positions = ops.prod(ops.convert_to_tensor(ops.shape(y), "int32"))
+        loss = scale_loss_for_distribution(
+            ops.divide_no_nan(total, ops.cast(positions, "float32")))
+        losses = [loss] + [self._aggregate_additional_loss(extra) for extra in self.losses]
+        return losses[0] if len(losses) == 1 else ops.sum(losses)
 
     # === Training and inference on arrays ===
     # Without a preprocessor, Keras' own data handling (arrays shuffled every epoch,
@@ -506,6 +588,22 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
         """A randomly initialised LM on a backbone preset of either architecture
         (`gpt1_small`, ..., or the LSTM baseline's `lstm_small`, ...)."""
         return cls(build_backbone(preset_architecture(preset), preset, **overrides))
+
+
+def _check_loss_chunk_size(loss_chunk_size, loss, weighted_metrics, kwargs):
+    """The arguments `compile(loss_chunk_size=...)` can run with, else a `ValueError`."""
+    if (not isinstance(loss_chunk_size, int) or isinstance(loss_chunk_size, bool)
+            or loss_chunk_size < 1):
+        raise ValueError("`loss_chunk_size` must be None or a positive integer. "
+                         f"Received: loss_chunk_size={loss_chunk_size!r}")
+    if not (isinstance(loss, str) and loss == "auto"):
+        raise ValueError("`loss_chunk_size` computes GPT-1's own loss; it needs loss=\"auto\". "
+                         f"Received: loss={loss!r}")
+    metrics = kwargs.get("metrics")
+    if weighted_metrics not in ("auto", None) or metrics is not None:
+        raise ValueError("`loss_chunk_size` never forms the logits that metrics need; compile "
+                         "without metrics or with loss_chunk_size=None. Received: "
+                         f"weighted_metrics={weighted_metrics!r}, metrics={metrics!r}")
 
 
 def _to_numpy(x):
