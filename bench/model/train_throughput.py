@@ -587,14 +587,19 @@ def main(argv):
             f"{_fmt(r['gflops'])} | {_fmt(r['mfu'] and 100 * r['mfu'], '.0f')}% | "
             f"{_fmt(r['inline'])} | {_fmt(r['rss'])} |"
         )
+    if not rows:
+        lines = []  # `--sizes=`: the largest-batch search alone
     if fits:
-        lines += [""] + _fit_table(fits, budget_mib)
+        lines += [""] * bool(lines) + _fit_table(fits, budget_mib)
     table = "\n".join(lines)
     command = " ".join(["python bench/model/train_throughput.py"] + sys.argv[1:])
     flops_lines = "\n".join(
-        f"- `{s}`: N_matmul = {model_flops_per_token(s, _SHAPES[s][1])[1] / 1e6:.1f}M, "
-        f"{model_flops_per_token(s, _SHAPES[s][1])[0] / 1e6:.1f} MFLOP/token"
-        for s in _SIZES.value
+        ["Model FLOPs per token = 6 * N_matmul + 12 * L * T * d:"] * bool(_SIZES.value)
+        + [
+            f"- `{s}`: N_matmul = {model_flops_per_token(s, _SHAPES[s][1])[1] / 1e6:.1f}M, "
+            f"{model_flops_per_token(s, _SHAPES[s][1])[0] / 1e6:.1f} MFLOP/token"
+            for s in _SIZES.value
+        ]
     )
     report = f"""
 Date: {datetime.datetime.now().isoformat(timespec='minutes')}; machine: {common.machine_info()}.
@@ -611,7 +616,6 @@ eager, `jax.jit`, torch): how much of the shared machine that worker got. Steps:
 
 {table}
 
-Model FLOPs per token = 6 * N_matmul + 12 * L * T * d:
 {flops_lines}
 
 Command: `{command}`
