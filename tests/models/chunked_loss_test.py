@@ -144,7 +144,7 @@ class GPT1CausalLMChunkedLossTest(test_case.TestCase, parameterized.TestCase):
         self.assertAllClose(lm.evaluate(x, y, sample_weight=weights, verbose=0,
                                         return_dict=True)["loss"], expected, atol=1e-5)
 
-    @parameterized.parameters(*_JIT)
+    @parameterized.product(jit_compile=_JIT)
     def test_evaluate_and_fit(self, jit_compile):
         (x, y, weights), plain_lm, lm = _batch(seed=1), _lm(), _lm()  # Equal weights.
         plain_lm.compile(jit_compile=jit_compile)
