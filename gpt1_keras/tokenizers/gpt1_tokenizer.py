@@ -490,22 +490,29 @@ class GPT1Tokenizer(keras_hub.tokenizers.Tokenizer):
         return inputs, scalar
 
     def _check_utf8(self, inputs):
-        fixed = tf.strings.unicode_transcode(
-            inputs, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
-        )
-        if self.errors == "replace":
-            return fixed
-        valid = tf.reduce_all(tf.equal(fixed, inputs))
-        check = tf.debugging.Assert(
-            valid,
-            [
-                "GPT1Tokenizer: input is not valid UTF-8 (pass errors='replace' to map "
-                "invalid bytes to U+FFFD). Index of the first invalid string in the batch:",
-                tf.where(tf.not_equal(fixed, inputs))[:1, 0],
-            ],
-        )
-        with tf.control_dependencies([check]):
-            return tf.identity(inputs)
+        # The batch joined at a newline is valid UTF-8 exactly when every string is (an
+        # ASCII byte never completes or continues a multi-byte sequence): one transcode
+        # of one string, and the per-string one only for a batch with invalid bytes.
+        joined = tf.strings.reduce_join(inputs, separator="\n")
+        valid = tf.equal(_transcode(joined), joined)
+
+        def fix():
+            fixed = _transcode(inputs)
+            if self.errors == "replace":
+                return fixed
+            check = tf.debugging.Assert(
+                False,
+                [
+                    "GPT1Tokenizer: input is not valid UTF-8 (pass errors='replace' to "
+                    "map invalid bytes to U+FFFD). Index of the first invalid string in "
+                    "the batch:",
+                    tf.where(tf.not_equal(fixed, inputs))[:1, 0],
+                ],
+            )
+            with tf.control_dependencies([check]):
+                return tf.identity(inputs)
+
+        return tf.cond(valid, lambda: inputs, fix)
 
     def _tokenize(self, inputs):
         """`[B]` valid UTF-8 strings -> `[B, None]` int32 ids."""
@@ -580,6 +587,13 @@ class _Files:
         self.vocab = vocab
         self.merges = merges
         self.token_ids = token_ids
+
+
+def _transcode(strings):
+    """Invalid UTF-8 sequences -> U+FFFD."""
+    return tf.strings.unicode_transcode(
+        strings, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+    )
 
 
 def _rows_of_one(values):

@@ -435,6 +435,10 @@ class BadInputTest(absltest.TestCase):
     def test_invalid_utf8_strict_raises(self):
         with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "not valid UTF-8"):
             tokenizer()(tf.constant([b"ok", b"caf\xe9"]))
+        # Each string on its own: the two halves of "\xc3\xa9" in neighbouring strings
+        # are two invalid strings, though the batch's bytes run together are valid.
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, "not valid UTF-8"):
+            tokenizer()(tf.constant([b"caf\xc3", b"\xa9t\xc3\xa9"]))
 
     def test_invalid_utf8_raises_in_tf_data(self):
         ds = tf.data.Dataset.from_tensor_slices([b"ok", b"\xff\xfe"]).batch(2)
@@ -448,6 +452,9 @@ class BadInputTest(absltest.TestCase):
             tok = GPT1Tokenizer(normalization=mode, errors="replace")
             ids = tok(tf.constant([b"caf\xe9 ok"])).to_list()
             self.assertEqual(ids, tok(tf.constant(["caf\ufffd ok"])).to_list())
+            split = tok(tf.constant([b"caf\xc3", b"\xa9 ok", b"fine"])).to_list()
+            expected = tok(tf.constant(["caf\ufffd", "\ufffd ok", "fine"])).to_list()
+            self.assertEqual(split, expected)
         self.assertEqual(ids, tok(tf.constant(["caf ok"])).to_list())  # bert drops it.
 
     def test_empty_and_whitespace_strings(self):
