@@ -8,6 +8,10 @@ position, Adam (eps 1e-8) with global-norm clipping at 1, float32, the same toke
   `train_on_batch`.
 - `tf`: the same without XLA (TF graph + oneDNN), for reference.
 - `jax`: `GPT1CausalLM` on the JAX backend (`jit` is the Keras default), `train_on_batch`.
+- `tf_xla_chunked`, `tf_chunked`, `jax_chunked`: the same compiled with
+  `loss_chunk_size=--loss_chunk_size`: the same loss and gradients without the full
+  `(batch * length, vocabulary)` logits (tied head and cross-entropy a chunk of positions
+  at a time, gradients formed in the same pass; `gpt1_keras.layers.chunked_cross_entropy`).
 - `jax_rbg`, `jax_unsafe_rbg`: the same with `jax_default_prng_impl` set to `rbg` /
   `unsafe_rbg` (XLA's `RngBitGenerator`) instead of threefry2x32 for the dropout masks.
   The flag alone does not reach Keras: its `SeedGenerator` state is a raw `uint32[2]`
@@ -78,8 +82,11 @@ _SIZES = flags.DEFINE_list("sizes", ["gpt1_small", "gpt1"], "Presets to measure.
 _FRAMEWORKS = flags.DEFINE_list(
     "frameworks",
     ["tf_xla", "jax", "hf_torch", "hf_torch_compile"],
-    "Any of tf_xla, tf, jax, jax_rbg, jax_unsafe_rbg, hf_torch, hf_torch_compile.",
+    "Any of tf_xla, tf, jax, jax_rbg, jax_unsafe_rbg, hf_torch, hf_torch_compile, and "
+    "tf_xla_chunked, tf_chunked, jax_chunked (the chunked LM loss).",
 )
+_LOSS_CHUNK_SIZE = flags.DEFINE_integer(
+    "loss_chunk_size", 1024, "Positions per chunk of the *_chunked frameworks' LM loss.")
 _FULL_FRAMEWORKS = flags.DEFINE_list(
     "full_frameworks",
     ["tf_xla", "jax", "hf_torch", "hf_torch_compile"],
@@ -121,11 +128,14 @@ _BACKENDS = {
     "jax": "jax",
     "jax_rbg": "jax",
     "jax_unsafe_rbg": "jax",
+    "tf_xla_chunked": "tensorflow",
+    "tf_chunked": "tensorflow",
+    "jax_chunked": "jax",
     "hf_torch": None,
     "hf_torch_compile": None,
 }
 # `jax_default_prng_impl` of the JAX frameworks (None: JAX's default, threefry2x32).
-_JAX_PRNG = {"jax": None, "jax_rbg": "rbg", "jax_unsafe_rbg": "unsafe_rbg"}
+_JAX_PRNG = {"jax": None, "jax_chunked": None, "jax_rbg": "rbg", "jax_unsafe_rbg": "unsafe_rbg"}
 _HF = ("hf_torch", "hf_torch_compile")
 _NOTES_MARKER = "## Notes"
 
@@ -251,13 +261,17 @@ def _keras_worker(framework, size, warmup, steps, threads, batch=None):
 
     keras.utils.set_random_seed(0)
     model = GPT1CausalLM.from_architecture(size)
+    if framework.endswith("_chunked"):  # The same loss (loss="auto"), chunked; no metric.
+        loss = dict(loss="auto", weighted_metrics=None, loss_chunk_size=_LOSS_CHUNK_SIZE.value)
+    else:
+        loss = dict(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    weighted_metrics=[])
     model.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate=2.5e-4, epsilon=1e-8, global_clipnorm=1.0
         ),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=[],
-        jit_compile=framework != "tf",
+        jit_compile=framework.removesuffix("_chunked") != "tf",
+        **loss,
     )
     batches = [
         ({"token_ids": x, "padding_mask": np.ones_like(x)}, y)
@@ -410,6 +424,7 @@ def _spawn(spec, backend=None, rss_limit_mib=None):
         f"--warmup={_WARMUP.value}",
         f"--threads={_THREADS.value}",
         f"--matmul_repeats={_MATMUL_REPEATS.value}",
+        f"--loss_chunk_size={_LOSS_CHUNK_SIZE.value}",
     ]
     env = {"USE_TF": "0"} if spec.split(":")[1] in _HF else None
     return common.run_worker(argv, spec, backend, env=env, rss_limit_mib=rss_limit_mib)
