@@ -59,6 +59,12 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 SAMPLE_PROMPTS = ("ROMEO:", "First Citizen:", "The king")
 DEFAULT_MODEL_DIR = os.path.join(tempfile.gettempdir(), "gpt1_keras", "pretrain")
 
+# The LM loss is computed this many positions at a time (`GPT1CausalLM.compile`'s
+# `loss_chunk_size`): the same loss and gradients as over the full logits, without
+# the (batch * length, 40,481) logits and their gradient in memory (5.3 GB each at
+# the paper's 64 x 512).
+LOSS_CHUNK_SIZE = 1024
+
 # Training on at most this many tokens is counted exactly; beyond, `epochs` is
 # converted to steps from the first 20M tokens' count.
 _MAX_COUNTED_TRAIN_TOKENS = 20_000_000
@@ -570,6 +576,7 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
         val_dataset_fn=dataset_fn(valid_files, train=False),
         distribution=distribution,
         callbacks=callbacks,
+        compile_kwargs={"loss_chunk_size": LOSS_CHUNK_SIZE},
         checkpoint_metadata={"preset": config.preset, "seed": config.seed},
     )
     if not distribution.is_chief:
