@@ -11,6 +11,7 @@ from gpt1_keras.export import sampling
 from gpt1_keras.export.serving_utils import Untracked
 from gpt1_keras.export.serving_utils import broadcast_to_batch
 from gpt1_keras.export.serving_utils import same_batch_check
+from gpt1_keras.export.serving_utils import shared_function
 from gpt1_keras.export.serving_utils import signature_function
 from gpt1_keras.export.serving_utils import tokenizer_resources
 
@@ -72,7 +73,12 @@ class CausalLMServingModule(tf.Module):
         # Keras objects themselves stay out of the object graph (`_keras`).
         self.model_variables = list(lm.variables)
         self.tokenizer_resources = tokenizer_resources(tokenizer)
-        self._keras = Untracked(lm=lm, tokenizer=tokenizer)
+        self._keras = Untracked(
+            lm=lm, tokenizer=tokenizer,
+            tokenize=shared_function(lambda text: tf.cast(tokenizer(text), tf.int32),
+                                     [tf.TensorSpec([None], tf.string)]),
+            detokenize=shared_function(tokenizer.detokenize,
+                                       [tf.RaggedTensorSpec([None, None], tf.int32)]))
         self.context = context
         self.max_new_tokens_limit = max_new_tokens_limit
         first = getattr(tokenizer, "newline_token_id", None)
@@ -105,6 +111,26 @@ class CausalLMServingModule(tf.Module):
             "score_continuation": score_continuation.get_concrete_function(),
             "generate": generate.get_concrete_function(),
         }
+
+    def warmup_requests(self):
+        """`[(signature, {input: values})]`: a realistic request for every
+        signature, for TF Serving's warm-up records (`serving_utils`).
+
+        `generate` gets a greedy and a sampled row (both branches of the
+        sampler run) and a few new tokens.
+        """
+        texts = ["ROMEO: Is the day so young?", "The king is dead, long live the king!"]
+        score = {"text": texts}
+        new_tokens = min(4, self.max_new_tokens_limit)
+        return [
+            ("serving_default", score),
+            ("score", score),
+            ("score_continuation", {"context": ["Once upon a time", "The answer is"],
+                                    "text": [" there was a princess.", " yes."]}),
+            ("generate", {"prompt": ["ROMEO:", "First Citizen:"],
+                          "max_new_tokens": [new_tokens], "temperature": [0.0, 0.8],
+                          "top_k": [0, 40], "top_p": [1.0, 0.95], "seed": [0, 1]}),
+        ]
 
     # === Scoring ===
 
@@ -174,17 +200,17 @@ class CausalLMServingModule(tf.Module):
         new_ids = tf.gather(buffer, tf.minimum(index, tf.shape(buffer)[1] - 1), batch_dims=1)
         produced = tf.range(steps)[None, :] < new_tokens[:, None]
         new_ragged = tf.RaggedTensor.from_tensor(new_ids, lengths=new_tokens)
-        tokenizer = self._keras.tokenizer
+        detokenize = self._keras.detokenize
         return {
-            "completion": tokenizer.detokenize(new_ragged),
-            "text": tokenizer.detokenize(tf.concat([prompt_ids, new_ragged], axis=1)),
+            "completion": detokenize(new_ragged),
+            "text": detokenize(tf.concat([prompt_ids, new_ragged], axis=1)),
             "token_ids": tf.where(produced, new_ids, -1),
         }
 
     # === Helpers ===
 
     def _tokenize(self, text):
-        return tf.cast(self._keras.tokenizer(text), tf.int32)
+        return self._keras.tokenize(text)
 
 
 def _max_or_zero(values):

@@ -107,6 +107,20 @@ class ClassifierServingModule(tf.Module):
                     "with_question": with_question.get_concrete_function()}
         return {"serving_default": serve.get_concrete_function()}
 
+    def warmup_requests(self):
+        """`[(signature, {input: values})]`: a realistic request for every
+        signature, for TF Serving's warm-up records (`serving_utils`)."""
+        text = ["A man is sleeping on the couch.", "The dog runs after the ball."]
+        if self.head == "classification":
+            return [("serving_default", {"text": text})]
+        if self.head in ("entailment", "similarity"):
+            return [("serving_default",
+                     {"text": text, "text_b": ["A person rests.", "A cat sleeps."]})]
+        choices = [["He wakes up.", "He flies away."], ["It barks.", "It melts."]]
+        return [("serving_default", {"text": text, "choices": choices}),
+                ("with_question", {"text": text, "question": ["What next?", "What then?"],
+                                   "choices": choices})]
+
     # === Signature bodies ===
 
     def _classify(self, text):

@@ -14,8 +14,12 @@ for another export's turn), so concurrent exports never pick the same version.
 | `GPT1Classifier` | `serving_default` (+ `with_question` for multiple choice), see `ClassifierServingModule` |
 | `GPT1CausalLM` | `score` (also `serving_default`), `score_continuation`, `generate`, see `CausalLMServingModule` |
 
-Besides the SavedModel, `assets.extra/gpt1_keras_export.json` records what was
-exported (model class, task, label names, sequence length, signatures).
+Besides the SavedModel, `assets.extra/` holds `gpt1_keras_export.json`, what was
+exported (model class, task, label names, sequence length, signatures), and
+`tf_serving_warmup_requests`, TF Serving's warm-up records: a realistic request
+for every signature (`warmup_requests()` of the serving module), replayed by the
+server when it loads the version so that its first client request is not the one
+that pays for the graph optimisation (`serving_utils.write_warmup_requests`).
 `docs/serving.md` shows requests and responses.
 """
 
@@ -28,6 +32,8 @@ import keras
 import tensorflow as tf
 
 from gpt1_keras.errors import ConfigError
+from gpt1_keras.export.serving_utils import WARMUP_FILE
+from gpt1_keras.export.serving_utils import write_warmup_requests
 from gpt1_keras.run_lock import RunLock
 
 MODEL_FILE = "model.keras"
@@ -255,14 +261,16 @@ def _write_version(module, signatures, info, export_dir, version):
         if os.path.exists(partial):
             shutil.rmtree(partial)
         tf.saved_model.save(module, partial, signatures=signatures)
+        extra = os.path.join(partial, "assets.extra")
+        os.makedirs(extra)
+        write_warmup_requests(os.path.join(extra, WARMUP_FILE), module.warmup_requests(),
+                              signatures)
         with RunLock(export_dir, "export", wait=True):
             _remove_abandoned_partials(export_dir)
             if version is None:
                 versions = _existing_versions(export_dir)
                 version = (versions[-1] + 1) if versions else 1
             target = _refuse_existing(export_dir, version)
-            extra = os.path.join(partial, "assets.extra")
-            os.makedirs(extra, exist_ok=True)
             info = {"version": version, **info}
             with open(os.path.join(extra, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
                 json.dump(info, f, indent=2, sort_keys=True)

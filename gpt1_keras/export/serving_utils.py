@@ -1,8 +1,15 @@
-"""Small graph helpers shared by the serving modules (TensorFlow-only)."""
+"""Small graph helpers shared by the serving modules, and TF Serving's warm-up
+records (TensorFlow-only)."""
 
 import functools
 
+import numpy as np
 import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+# TF Serving replays this file (in the version's `assets.extra/`) when it loads the version.
+WARMUP_FILE = "tf_serving_warmup_requests"
 
 
 def signature_function(method, input_signature):
@@ -19,6 +26,19 @@ def signature_function(method, input_signature):
         return method(*[tf.ensure_shape(a, s.shape) for a, s in zip(args, input_signature)])
 
     return tf.function(checked, input_signature=input_signature, autograph=False)
+
+
+def shared_function(fn, input_signature):
+    """`fn` as one `tf.function` for every signature that calls it.
+
+    A Python function called inside a signature is traced into that signature's
+    graph: called from several signatures (or twice in one), its ops are stored
+    once per call. The tokenizer's graph is the largest part of an exported
+    language model's functions (about 1.6 MB of ops for the tiny model, beside its
+    tables and constants), so `score`, `score_continuation` (twice) and
+    `generate` call it through one function, which the SavedModel stores once.
+    """
+    return tf.function(fn, input_signature=input_signature, autograph=False)
 
 
 def tokenizer_resources(tokenizer):
@@ -80,3 +100,50 @@ class Untracked:
 
     def __init__(self, **objects):
         self.__dict__.update(objects)
+
+
+def write_warmup_requests(path, requests, signatures):
+    """Writes TF Serving's warm-up records: a TFRecord file of `PredictionLog`s.
+
+    TF Serving replays `assets.extra/tf_serving_warmup_requests` when it loads a
+    model version, before the version takes traffic, so that the graph
+    optimisation of each signature's first call (seconds for the tokenizer's
+    graph) happens at load, not in a client's first request. Every signature
+    needs its own records (each is optimised on its own first call).
+
+    Args:
+        path: the file to write.
+        requests: `[(signature name, {input name: values})]` (NumPy-able values;
+            strings as `str` or `bytes`), every signature of `signatures` at
+            least once.
+        signatures: `{name: concrete function}`: each request names every input
+            of its signature, converted to the signature's dtype, and fits its
+            shape.
+
+    Raises:
+        ValueError: a signature without a request, or a request that does not
+            fit its signature (the name, the inputs and the specs).
+    """
+    missing = sorted(set(signatures) - {name for name, _ in requests})
+    if missing:
+        raise ValueError(f"No warm-up request for the signatures {missing}.")
+    with tf.io.TFRecordWriter(path) as writer:
+        for name, inputs in requests:
+            args, kwargs = signatures[name].structured_input_signature
+            specs = {s.name: s for s in list(args) + list(kwargs.values())}
+            if set(inputs) != set(specs):
+                raise ValueError(f"The warm-up request of {name!r} has inputs {sorted(inputs)}; "
+                                 f"the signature takes {sorted(specs)}.")
+            request = predict_pb2.PredictRequest()
+            request.model_spec.signature_name = name
+            for key, value in inputs.items():
+                spec = specs[key]
+                array = np.asarray(value, dtype=object if spec.dtype == tf.string
+                                   else spec.dtype.as_numpy_dtype)
+                if not spec.shape.is_compatible_with(array.shape):
+                    raise ValueError(f"The warm-up input {name}/{key} has shape {array.shape}; "
+                                     f"the signature takes {spec.shape}.")
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(array, dtype=spec.dtype))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())

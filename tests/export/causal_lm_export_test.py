@@ -7,9 +7,11 @@ import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 from absl.testing import absltest
 
 from gpt1_keras.evaluation import zero_shot
+from gpt1_keras.export import CausalLMServingModule
 from gpt1_keras.export import export_saved_model
 from gpt1_keras.models import GPT1CausalLM
 from gpt1_keras.tokenizers import GPT1Tokenizer
@@ -69,6 +71,11 @@ for i in range(400):
             counts["other_errors"].append(e.message[:300])
 result["random"] = counts
 '''
+
+
+def _size(path):
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path)
+               for f in files)
 
 
 def _settings(n, temperature, top_k, top_p, seed, max_new_tokens):
@@ -246,6 +253,17 @@ class CausalLMExportTest(absltest.TestCase):
             info = json.load(f)
         self.assertEqual((info["model_class"], info["context"], info["max_new_tokens_limit"]),
                          ("GPT1CausalLM", 64, 8))
+
+    def test_the_tokenizer_is_stored_once(self):
+        # Four signatures tokenize (score_continuation twice) and generate detokenizes
+        # twice; traced into each, the tokenizer's ops were stored four times (15.7 MB
+        # for this model, 10.9 MB since). Through one shared function the
+        # export is barely bigger than a SavedModel of `score` alone.
+        module = CausalLMServingModule(self.lm, self.tokenizer, max_new_tokens_limit=8)
+        alone = os.path.join(self.create_tempdir().full_path, "score_alone")
+        tf.saved_model.save(module, alone, signatures={"score": module.signatures()["score"]})
+        self.assertLess(_size(self.path), 1.3 * _size(alone),
+                        f"export {_size(self.path)} bytes, `score` alone {_size(alone)}")
 
 
 if __name__ == "__main__":
