@@ -162,11 +162,7 @@ class GPT1Backbone(GPT1FamilyBackbone):
             not one stacked tensor, so that a decoding step updates each in place
             instead of slicing and re-stacking the whole cache.
         """
-        if not ops.is_tensor(max_length) and max_length > self.max_sequence_length:
-            raise ValueError(
-                f"The cache cannot hold more than the model's context of "
-                f"{self.max_sequence_length} positions. Received: max_length={max_length}"
-            )
+        self.check_cache_length(max_length)
         head_dim = self.hidden_dim // self.num_heads
         shape = (batch_size, 2, self.num_heads, max_length, head_dim)
         dtype = self.token_embedding.compute_dtype

@@ -147,11 +147,7 @@ class LSTMBackbone(GPT1FamilyBackbone):
             from the state after `i - 1`, whatever was written later, which is
             what `GPT1CausalLM.generate` needs for right-padded prompts.
         """
-        if not ops.is_tensor(max_length) and max_length > self.max_sequence_length:
-            raise ValueError(
-                f"The cache cannot hold more than the model's context of "
-                f"{self.max_sequence_length} positions. Received: max_length={max_length}"
-            )
+        self.check_cache_length(max_length)
         shape = (batch_size, max_length, self.lstm_units)
         dtype = self.lstm.compute_dtype
         return ops.zeros(shape, dtype=dtype), ops.zeros(shape, dtype=dtype)

@@ -43,6 +43,7 @@ import json
 import os
 import shutil
 
+import keras
 import keras_hub
 from keras_hub.src.utils import preset_utils
 
@@ -422,6 +423,18 @@ class GPT1FamilyBackbone(keras_hub.models.Backbone):
         for i in self._lora_enabled_layers:
             if getattr(layers[i], "bias", None) is not None:
                 layers[i].bias.trainable = False
+
+    def check_cache_length(self, max_length):
+        """Raises `ValueError` when an int `max_length` exceeds the context.
+
+        A tensor (a served request's buffer width in a TensorFlow graph) is the
+        caller's to bound. Shared by both backbones' `empty_cache`.
+        """
+        if not keras.ops.is_tensor(max_length) and max_length > self.max_sequence_length:
+            raise ValueError(
+                f"The cache cannot hold more than the model's context of "
+                f"{self.max_sequence_length} positions. Received: max_length={max_length}"
+            )
 
     def export_to_transformers(self, path):
         """Writes the backbone as a Hugging Face `transformers` checkpoint.
