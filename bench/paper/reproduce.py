@@ -233,6 +233,29 @@ def _read_json(path):
         return json.load(f)
 
 
+def pretraining_rows(lms):
+    """One Markdown table row per pretrained LM, read from its run's `metrics.json`
+    (written by `pipelines/pretrain.py` beside `model.keras`), or a row saying it is
+    missing."""
+    rows = []
+    for arch, model in lms:
+        if model is None:
+            continue
+        path = os.path.join(os.path.dirname(os.path.abspath(model)), "metrics.json")
+        if not os.path.exists(path):
+            rows.append(f"| {arch} | `{model}`: no pretraining metrics.json beside it |"
+                        + " |" * 6)
+            continue
+        m = _read_json(path)
+        tokens = m["final_step"] * m["tokens_per_step"]
+        rows.append(
+            f"| {arch} | {m['preset']} ({m['parameters'] / 1e6:.2f}M) | {m['final_step']:,} "
+            f"| {tokens / 1e6:.2f}M | {m['val_perplexity']:.1f} | "
+            f"{m['unigram_val_perplexity']:.1f} | {m['tokens_per_second']:,.0f} | "
+            f"{m['backend']}, {m['precision']} |")
+    return rows
+
+
 class Runner:
     """Fine-tunes (or reads back) runs in one process, one tokenizer for all."""
 
@@ -532,12 +555,13 @@ def main(argv):
                                   for s, v in raw_curves[arch][name]]
 
     write_report(_OUTPUT.value, tasks, scores, not_run, mcnemar_cells, layer_scores,
-                 raw_curves, curves, best, runner, recipe, other)
+                 raw_curves, curves, best, runner, recipe, other,
+                 pretraining_rows((("transformer", transformer), ("lstm", lstm))))
     print(f"Wrote {_OUTPUT.value} ({runner.trained} runs trained now, the rest reused)")
 
 
 def write_report(output, tasks, scores, not_run, mcnemar_cells, layer_scores, raw_curves,
-                 curves, best, runner, recipe, other):
+                 curves, best, runner, recipe, other, pretrained):
     folder = os.path.dirname(os.path.abspath(output))
     os.makedirs(folder, exist_ok=True)
     stem = os.path.splitext(os.path.basename(output))[0]
@@ -613,6 +637,16 @@ and the paper's recipe for the rest (see the driver's docstring for where and wh
 differs).
 
 Command: `PYTHONPATH=. .venv/bin/python bench/paper/reproduce.py {' '.join(sys.argv[1:])}`
+
+## The pretrained language models
+
+From each LM's pretraining run (`metrics.json`; tokens = updates x tokens per
+update; perplexities on its held-out validation text, the unigram baseline on the
+same tokens):
+
+| LM | preset (parameters) | updates | tokens | val. perplexity | unigram | tokens/s | backend |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |
+{chr(10).join(pretrained)}
 
 ## Table 5 (validation scores, x100)
 

@@ -129,6 +129,16 @@ class PaperDriverTest(absltest.TestCase):
                 self.assertEqual(winograd["num_examples"], 8)
                 self.assertRegex(doc, rf"\| {arch} \| {step} \| .*\| "
                                  + re.escape(f"{100 * winograd['accuracy']:.1f}") + r" \(")
+        # The pretrained LMs' table: each LM's own pretraining metrics.json.
+        for arch, run in (("transformer", self.lm), ("lstm", self.lstm)):
+            with open(os.path.join(run, "metrics.json")) as f:
+                pretrained = json.load(f)
+            line = next(l for l in doc.splitlines() if l.startswith(f"| {arch} | "))
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            self.assertEqual(cells[2], "2")  # updates
+            self.assertEqual(cells[3], f"{2 * 2 * 32 / 1e6:.2f}M")  # 2 x batch 2 x 32
+            self.assertEqual(cells[4], f"{pretrained['val_perplexity']:.1f}")
+            self.assertEqual(cells[5], f"{pretrained['unigram_val_perplexity']:.1f}")
         for png in ("reproduction_figure2_left.png", "reproduction_figure2_right.png"):
             with open(os.path.join(os.path.dirname(self.doc), png), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
