@@ -152,7 +152,8 @@ class BytePairEncoder(tf.Module):
         else:
             words = [""]
             rows = tf.RaggedTensor.from_row_lengths(
-                tf.constant([self.unk_token_id], tf.int32), tf.constant([1], tf.int64)
+                tf.constant([self.unk_token_id], tf.int32), tf.constant([1], tf.int64),
+                validate=False,
             )
         self.word_table = static_table(
             words, list(range(len(words))), tf.string, tf.int64, -1
@@ -240,6 +241,6 @@ class BytePairEncoder(tf.Module):
             tf.cast(self.unk_token_id, tf.int64),
         )
         return tf.RaggedTensor.from_value_rowids(
-            tf.cast(ids, tf.int32), word_index, nrows=num_words
+            tf.cast(ids, tf.int32), word_index, nrows=num_words, validate=False
         )
 

@@ -25,7 +25,9 @@ from gpt1_keras.tokenizers.bpe import load_merges
 from gpt1_keras.tokenizers.bpe import load_vocabulary
 from gpt1_keras.tokenizers.normalization import NORMALIZATIONS
 from gpt1_keras.tokenizers.normalization import fix_text  # noqa: F401 (public function)
+from gpt1_keras.tokenizers.ragged_utils import merge_inner_dims
 from gpt1_keras.tokenizers.ragged_utils import ragged_where
+from gpt1_keras.tokenizers.ragged_utils import regex_split
 from gpt1_keras.tokenizers.ragged_utils import static_table
 from gpt1_keras.tokenizers.spacy_splitter import SpacySplitter
 
@@ -533,12 +535,12 @@ class GPT1Tokenizer(keras_hub.tokenizers.Tokenizer):
         pattern = self._literal_pattern
 
         def split():
-            pieces = tf_text.regex_split(inputs, pattern, pattern)  # [B, P]
+            pieces = regex_split(inputs, pattern, pattern)  # [B, P]
             flat = pieces.flat_values
             ids = self._literal_table.lookup(flat)
             is_special = ids >= 0
             rows = ragged_where(is_special, special_fn(flat, ids), fn(flat))  # [P, T]
-            return pieces.with_flat_values(rows).merge_dims(1, 2)
+            return merge_inner_dims(pieces.with_flat_values(rows))
 
         # Most batches hold no special token: they skip the split.
         found = tf.strings.regex_full_match(inputs, f"(?s).*({pattern}).*")
@@ -551,10 +553,10 @@ class GPT1Tokenizer(keras_hub.tokenizers.Tokenizer):
         unique_chunks, chunk_index = tf.unique(chunks.flat_values)
         words = self._split_unique_chunks(unique_chunks)  # [U, W]
         ids = self._bpe.encode_words(words.flat_values)  # [total W, T]
-        chunk_ids = tf.RaggedTensor.from_row_splits(ids, words.row_splits)
-        chunk_ids = chunk_ids.merge_dims(1, 2)  # [U, T]
+        chunk_ids = tf.RaggedTensor.from_row_splits(ids, words.row_splits, validate=False)
+        chunk_ids = merge_inner_dims(chunk_ids)  # [U, T]
         ids = tf.gather(chunk_ids, chunk_index)  # [total C, T]
-        return chunks.with_flat_values(ids).merge_dims(1, 2)  # [B, T]
+        return merge_inner_dims(chunks.with_flat_values(ids))  # [B, T]
 
     def _words(self, inputs):
         """`[B]` strings (no literal special tokens) -> `[B, None]` words BPE sees."""
@@ -562,7 +564,7 @@ class GPT1Tokenizer(keras_hub.tokenizers.Tokenizer):
         unique_chunks, chunk_index = tf.unique(chunks.flat_values)
         words = self._split_unique_chunks(unique_chunks)
         words = tf.gather(words, chunk_index)
-        return chunks.with_flat_values(words).merge_dims(1, 2)
+        return merge_inner_dims(chunks.with_flat_values(words))
 
     def _chunks(self, inputs):
         """Normalises `[B]` strings and splits them at spaces into `[B, None]` chunks."""
@@ -599,7 +601,7 @@ def _transcode(strings):
 def _rows_of_one(values):
     """`[N]` -> `[N, 1]` ragged."""
     return tf.RaggedTensor.from_row_lengths(
-        values, tf.ones_like(values, dtype=tf.int64)
+        values, tf.ones_like(values, dtype=tf.int64), validate=False
     )
 
 

@@ -22,6 +22,8 @@ Two modes, each a few RE2 / ICU string ops over a `[batch]` string tensor:
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from gpt1_keras.tokenizers.ragged_utils import regex_split
+
 NORMALIZATIONS = ("openai", "bert")
 
 # --- Character classes (RE2 syntax) ------------------------------------------------------
@@ -114,7 +116,7 @@ def split_bert_punctuation(chunks):
 
     Every ASCII punctuation or Unicode P* character becomes a word of its own.
     """
-    return tf_text.regex_split(chunks, _BERT_PUNCT, _BERT_PUNCT)
+    return regex_split(chunks, _BERT_PUNCT, _BERT_PUNCT)
 
 
 def ftfy_rules(text):
@@ -154,10 +156,11 @@ def ftfy_rules(text):
 def _narrow(text):
     """Maps full-width ASCII (U+FF01-U+FF5E) to ASCII, U+3000 to a space."""
     codes = tf.strings.unicode_decode(text, "UTF-8")
-    wide = (codes >= 0xFF01) & (codes <= 0xFF5E)
-    codes = tf.where(wide, codes - 0xFEE0, codes)
-    codes = tf.where(codes == 0x3000, 0x20, codes)
-    return tf.strings.unicode_encode(codes, "UTF-8")
+    # On the flat code points: `tf.where` on the ragged tensor would add row checks.
+    flat = codes.flat_values
+    flat = tf.where((flat >= 0xFF01) & (flat <= 0xFF5E), flat - 0xFEE0, flat)
+    flat = tf.where(flat == 0x3000, 0x20, flat)
+    return tf.strings.unicode_encode(codes.with_flat_values(flat), "UTF-8")
 
 
 def text_standardize(text):

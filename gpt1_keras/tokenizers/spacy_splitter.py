@@ -17,6 +17,7 @@ already split at the spaces.
 import tensorflow as tf
 
 from gpt1_keras.tokenizers import spacy_english_rules
+from gpt1_keras.tokenizers.ragged_utils import concat_rows
 from gpt1_keras.tokenizers.ragged_utils import cumsum
 from gpt1_keras.tokenizers.ragged_utils import ragged_where
 from gpt1_keras.tokenizers.ragged_utils import select_rows
@@ -61,7 +62,7 @@ class SpacySplitter(tf.Module):
         suffixed_pos = tf.where(suffixed)[:, 0]
         other_pos = tf.where(other)[:, 0]
         simple_rows = tf.RaggedTensor.from_row_lengths(
-            tf.gather(chunks, simple_pos), tf.ones_like(simple_pos)
+            tf.gather(chunks, simple_pos), tf.ones_like(simple_pos), validate=False
         )
         suffixed_chunks = tf.gather(chunks, suffixed_pos)
         size = tf.strings.length(suffixed_chunks)  # The suffix is one ASCII byte.
@@ -70,11 +71,13 @@ class SpacySplitter(tf.Module):
         head_rows = ragged_where(
             self._is_special(head),
             self._special_rows(head),
-            tf.RaggedTensor.from_row_lengths(head, tf.ones_like(suffixed_pos)),
+            tf.RaggedTensor.from_row_lengths(head, tf.ones_like(suffixed_pos), validate=False),
         )
-        suffixed_rows = tf.concat(
-            [head_rows, tf.RaggedTensor.from_row_lengths(tail, tf.ones_like(suffixed_pos))],
-            axis=1,
+        suffixed_rows = concat_rows(
+            [
+                head_rows,
+                tf.RaggedTensor.from_row_lengths(tail, tf.ones_like(suffixed_pos), validate=False),
+            ]
         )
         other_rows = self._spacy_affixes(tf.gather(chunks, other_pos))
         return select_rows(
@@ -191,10 +194,9 @@ class SpacySplitter(tf.Module):
         infix_rows = tf.strings.split(infixed, sep=" ")
         middle_rows = ragged_where(is_special, special_rows, infix_rows)
 
-        pieces = tf.concat(
+        pieces = concat_rows(
             [tf.RaggedTensor.from_tensor(prefixes), middle_rows,
-             tf.RaggedTensor.from_tensor(suffixes)],
-            axis=1,
+             tf.RaggedTensor.from_tensor(suffixes)]
         )
         pieces = tf.ragged.boolean_mask(pieces, tf.strings.length(pieces) > 0)
 
