@@ -110,12 +110,20 @@ class GPT1Adam(keras.optimizers.Optimizer):
         return super()._clip_gradients(grads)
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        if self._multi_replica_tf():
+        if keras.backend.backend() == "tensorflow":
             from gpt1_keras.training import tf_distribute
 
-            return tf_distribute.all_reduce_then_clip_update(
-                self, grads, trainable_variables, learning_rate
-            )
+            if self._multi_replica_tf():
+                return tf_distribute.all_reduce_then_clip_update(
+                    self, grads, trainable_variables, learning_rate
+                )
+            if not tf_distribute.in_multi_replica_context():
+                # One replica: the all-reduce is the identity, and skipping it keeps
+                # TF from holding every traced train step (and its model) for the life
+                # of the process (see `update_without_all_reduce`).
+                return tf_distribute.update_without_all_reduce(
+                    self, grads, trainable_variables, learning_rate
+                )
         return super()._backend_update_step(grads, trainable_variables, learning_rate)
 
     def get_config(self):

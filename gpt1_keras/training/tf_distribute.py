@@ -157,6 +157,30 @@ def all_reduce_then_clip_update(optimizer, grads, trainable_variables, learning_
     )
 
 
+def update_without_all_reduce(optimizer, grads, trainable_variables, learning_rate):
+    """The TF backend's update step for one replica: Keras' step minus its all-reduce.
+
+    Keras 3.15 all-reduces the gradients even with one replica, where the sum is the
+    identity. Traced in a train step, `ReplicaContext.all_reduce` wraps itself in
+    `tf.custom_gradient`, which registers a gradient function in TF's process-wide
+    gradient registry and never removes it; that function holds the traced step's
+    graph and, through it, the model's weights and optimizer slots. Every model trained
+    in a process stayed in memory (~375 MB per `gpt1_small` fine-tuning run, so a
+    sweep or the paper driver grew until the machine ran out). Same update otherwise.
+
+    Mirrors `keras/src/backend/tensorflow/optimizer.py::_backend_update_step`.
+    """
+    import keras
+
+    variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+    tf.__internal__.distribute.interim.maybe_merge_call(
+        optimizer._distributed_tf_update_step,
+        optimizer._distribution_strategy,
+        list(zip(grads, variables)),
+        learning_rate,
+    )
+
+
 def _one_replica_spec(spec):
     """The `tf.TypeSpec` of one replica's value (a `PerReplicaSpec` holds one per replica)."""
     value_specs = getattr(spec, "_value_specs", None)
