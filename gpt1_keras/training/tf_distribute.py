@@ -143,18 +143,12 @@ def all_reduce_then_clip_update(optimizer, grads, trainable_variables, learning_
 
     Mirrors `keras/src/backend/tensorflow/optimizer.py::_backend_update_step`.
     """
-    import keras
     from keras.src.optimizers.base_optimizer import clip_by_global_norm
 
-    variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
-    grads_and_vars = optimizer._all_reduce_sum_gradients(list(zip(grads, variables)))
+    grads_and_vars = optimizer._all_reduce_sum_gradients(
+        list(zip(grads, _tf_variables(trainable_variables))))
     grads = clip_by_global_norm([g for g, _ in grads_and_vars], optimizer.global_clipnorm)
-    tf.__internal__.distribute.interim.maybe_merge_call(
-        optimizer._distributed_tf_update_step,
-        optimizer._distribution_strategy,
-        list(zip(grads, [v for _, v in grads_and_vars])),
-        learning_rate,
-    )
+    _apply_update(optimizer, grads, [v for _, v in grads_and_vars], learning_rate)
 
 
 def update_without_all_reduce(optimizer, grads, trainable_variables, learning_rate):
@@ -170,9 +164,18 @@ def update_without_all_reduce(optimizer, grads, trainable_variables, learning_ra
 
     Mirrors `keras/src/backend/tensorflow/optimizer.py::_backend_update_step`.
     """
+    _apply_update(optimizer, grads, _tf_variables(trainable_variables), learning_rate)
+
+
+def _tf_variables(variables):
+    """Keras variables -> the `tf.Variable`s under them (others unchanged)."""
     import keras
 
-    variables = [v.value if isinstance(v, keras.Variable) else v for v in trainable_variables]
+    return [v.value if isinstance(v, keras.Variable) else v for v in variables]
+
+
+def _apply_update(optimizer, grads, variables, learning_rate):
+    """Keras' per-variable update of the TF backend, in the strategy's merge call."""
     tf.__internal__.distribute.interim.maybe_merge_call(
         optimizer._distributed_tf_update_step,
         optimizer._distribution_strategy,
