@@ -24,6 +24,8 @@ import time
 from absl import app
 from absl import flags
 
+from bench import common
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
@@ -160,7 +162,7 @@ def main(argv):
         ),
         "HF OpenAIGPTTokenizerFast (Rust, batch)": (_hf_runner(lines, batch_size), None),
     }
-    print(f"load average before: {_load()}")
+    print(f"load average before: {' '.join(common.load_average())}")
     with tempfile.TemporaryDirectory() as tmp:
         if not _SKIP_KERAS_HUB.value:
             runner, num_merges = _keras_hub_runner(lines, batch_size, tmp)
@@ -172,7 +174,7 @@ def main(argv):
     if _SLOW_REPEATS.value:
         slow = _time(_hf_slow_runner(lines), _SLOW_REPEATS.value, warmup=False)
         results["HF OpenAIGPTTokenizer (Python, ftfy + spaCy)"] = (slow, slow)
-    print(f"load average after: {_load()}")
+    print(f"load average after: {' '.join(common.load_average())}")
     hf_seconds = results["HF OpenAIGPTTokenizerFast (Rust, batch)"][0][0]
     print(
         "| tokenizer | s / pass, stream | MB/s | tokens/s | vs HF Rust | "
@@ -186,9 +188,6 @@ def main(argv):
             f"{fresh_s:.3f} | {hf_seconds / fresh_s:.2f}x |"
         )
 
-
-def _load():
-    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 if __name__ == "__main__":
     app.run(main)

@@ -1,4 +1,5 @@
-"""Small TF helpers shared by the tokenizer's splitter and BPE: lookup tables, row selection."""
+"""Small TF helpers of the tokenizer's normaliser, splitter and BPE: lookup tables, row
+selection, and ragged ops built without their validity checks."""
 
 import tensorflow as tf
 from tensorflow_text.python.ops import regex_split_ops
