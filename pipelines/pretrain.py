@@ -37,7 +37,8 @@ flags.DEFINE_enum("architecture", "transformer", list(ARCHITECTURES),
 flags.DEFINE_string("preset", None, "Model preset of --architecture: gpt1, gpt1_small, gpt1_tiny; "
                     "lstm_small, lstm_tiny (default: the recipe's, or its equal-size LSTM).")
 flags.DEFINE_list("model_overrides", [],
-                  "Backbone arguments to override, e.g. num_layers=4,dropout=0.0.")
+                  "Backbone arguments to override, e.g. num_layers=4,dropout=0.0; "
+                  "remat=true rematerializes each transformer block (less memory, more compute).")
 flags.DEFINE_list("train_files", None,
                   "Training text files or globs (default: the embedded tinyshakespeare).")
 flags.DEFINE_list("validation_files", None,

@@ -12,6 +12,9 @@ position, Adam (eps 1e-8) with global-norm clipping at 1, float32, the same toke
   `loss_chunk_size=--loss_chunk_size`: the same loss and gradients without the full
   `(batch * length, vocabulary)` logits (tied head and cross-entropy a chunk of positions
   at a time, gradients formed in the same pass; `gpt1_keras.layers.chunked_cross_entropy`).
+- `tf_chunked_remat`, `tf_xla_chunked_remat`, `jax_chunked_remat`: the chunked loss and
+  `GPT1Backbone(remat=True)`: every block rematerialized (gradient checkpointing, the
+  same gradients: `tests/models/remat_test.py`), for the largest-batch search.
 - `jax_rbg`, `jax_unsafe_rbg`: the same with `jax_default_prng_impl` set to `rbg` /
   `unsafe_rbg` (XLA's `RngBitGenerator`) instead of threefry2x32 for the dropout masks.
   The flag alone does not reach Keras: its `SeedGenerator` state is a raw `uint32[2]`
@@ -83,7 +86,8 @@ _FRAMEWORKS = flags.DEFINE_list(
     "frameworks",
     ["tf_xla", "jax", "hf_torch", "hf_torch_compile"],
     "Any of tf_xla, tf, jax, jax_rbg, jax_unsafe_rbg, hf_torch, hf_torch_compile, and "
-    "tf_xla_chunked, tf_chunked, jax_chunked (the chunked LM loss).",
+    "tf_xla_chunked, tf_chunked, jax_chunked (the chunked LM loss), and these with "
+    "_remat (rematerialized blocks).",
 )
 _LOSS_CHUNK_SIZE = flags.DEFINE_integer(
     "loss_chunk_size", 1024, "Positions per chunk of the *_chunked frameworks' LM loss.")
@@ -131,11 +135,15 @@ _BACKENDS = {
     "tf_xla_chunked": "tensorflow",
     "tf_chunked": "tensorflow",
     "jax_chunked": "jax",
+    "tf_xla_chunked_remat": "tensorflow",
+    "tf_chunked_remat": "tensorflow",
+    "jax_chunked_remat": "jax",
     "hf_torch": None,
     "hf_torch_compile": None,
 }
 # `jax_default_prng_impl` of the JAX frameworks (None: JAX's default, threefry2x32).
-_JAX_PRNG = {"jax": None, "jax_chunked": None, "jax_rbg": "rbg", "jax_unsafe_rbg": "unsafe_rbg"}
+_JAX_PRNG = {"jax": None, "jax_chunked": None, "jax_chunked_remat": None, "jax_rbg": "rbg",
+             "jax_unsafe_rbg": "unsafe_rbg"}
 _HF = ("hf_torch", "hf_torch_compile")
 _NOTES_MARKER = "## Notes"
 
@@ -260,7 +268,9 @@ def _keras_worker(framework, size, warmup, steps, threads, batch=None):
     from gpt1_keras.models import GPT1CausalLM
 
     keras.utils.set_random_seed(0)
-    model = GPT1CausalLM.from_architecture(size)
+    remat = framework.endswith("_remat")
+    framework = framework.removesuffix("_remat")
+    model = GPT1CausalLM.from_architecture(size, remat=remat)
     if framework.endswith("_chunked"):  # The same loss (loss="auto"), chunked; no metric.
         loss = dict(loss="auto", weighted_metrics=None, loss_chunk_size=_LOSS_CHUNK_SIZE.value)
     else:

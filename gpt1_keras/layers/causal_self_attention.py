@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from gpt1_keras.layers.initializers import gpt1_initializer
+from gpt1_keras.layers.seeded_dropout import dropout_with_seed
 from gpt1_keras.layers.seeded_dropout import seeded_dropout
 
 # A large negative that is finite in every float dtype we compute softmax in (float32).
@@ -39,6 +40,10 @@ class CausalSelfAttention(keras.layers.Layer):
         cache_update_index: int or scalar int tensor, the position of the first
             element of `inputs` in the sequence; required with `cache`.
         training: bool, whether dropout is active.
+        dropout_seed: optional seed for the attention dropout in training, a value
+            `seeded_dropout.draw_dropout_seed(layer.attention_dropout)` returned
+            (a rematerialized `GPT1DecoderBlock` draws it before the block runs, so
+            that the recomputation drops the same probabilities).
 
     Returns:
         `(batch, length, hidden_dim)` outputs, or `(outputs, cache)` when called
@@ -105,6 +110,7 @@ class CausalSelfAttention(keras.layers.Layer):
         cache=None,
         cache_update_index=None,
         training=None,
+        dropout_seed=None,
     ):
         if (cache is None) != (cache_update_index is None):
             raise ValueError(
@@ -143,7 +149,10 @@ class CausalSelfAttention(keras.layers.Layer):
             mask = ops.logical_and(mask, keys_mask)
         scores = ops.where(mask, scores, _MASKED_SCORE)
         probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
-        probs = self.attention_dropout(probs, training=training)
+        if training and dropout_seed is not None:
+            probs = dropout_with_seed(self.attention_dropout, probs, dropout_seed)
+        else:
+            probs = self.attention_dropout(probs, training=training)
 
         outputs = ops.matmul(probs, value)  # (B, nh, T, hs)
         outputs = ops.transpose(outputs, (0, 2, 1, 3))  # (B, T, nh, hs)

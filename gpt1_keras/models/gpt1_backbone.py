@@ -33,6 +33,11 @@ class GPT1Backbone(GPT1FamilyBackbone):
             residual branches.
         max_sequence_length: int. Context size (learned positions).
         layer_norm_epsilon: float. LayerNorm epsilon.
+        remat: bool. Rematerialize each block in training (gradient
+            checkpointing, see `GPT1DecoderBlock`): the same gradients with the
+            activations of one block at a time instead of all of them, for about
+            a third more compute; what lets the paper's 64 x 512 batch train in a
+            CPU's memory (BENCHMARKS.md). Also `from_preset(..., remat=True)`.
         dtype: dtype or `keras.DTypePolicy` for the model's computations and
             weights (e.g. `"mixed_bfloat16"`).
         **kwargs: `keras.Model` arguments (`name`, ...).
@@ -78,6 +83,7 @@ class GPT1Backbone(GPT1FamilyBackbone):
         dropout=0.1,
         max_sequence_length=512,
         layer_norm_epsilon=1e-5,
+        remat=False,
         dtype=None,
         **kwargs,
     ):
@@ -107,6 +113,7 @@ class GPT1Backbone(GPT1FamilyBackbone):
                 dropout=dropout,
                 layer_norm_epsilon=layer_norm_epsilon,
                 kernel_initializer=gpt1_initializer(),
+                remat=remat,
                 dtype=dtype,
                 name=f"transformer_layer_{i}",
             )
@@ -144,6 +151,7 @@ class GPT1Backbone(GPT1FamilyBackbone):
         self.dropout = dropout
         self.max_sequence_length = max_sequence_length
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.remat = remat
 
     def empty_cache(self, batch_size, max_length):
         """A zero key/value cache for `call_with_cache()`.
@@ -223,6 +231,7 @@ class GPT1Backbone(GPT1FamilyBackbone):
                 "dropout": self.dropout,
                 "max_sequence_length": self.max_sequence_length,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "remat": self.remat,
             }
         )
         return config

@@ -60,6 +60,14 @@ class PretrainConfigTest(absltest.TestCase):
         with self.assertRaisesRegex(ConfigError, r"^model_overrides: unknown backbone "
                                                  r"arguments \['layers'\]"):
             PretrainConfig(preset="gpt1_tiny", sequence_length=16, model_overrides={"layers": 1})
+        # `remat`, which no preset sets, for the transformer only.
+        config = PretrainConfig(preset="gpt1_tiny", sequence_length=16,
+                                model_overrides={"remat": True})
+        self.assertTrue(config.backbone_arguments()["remat"])
+        with self.assertRaisesRegex(ConfigError, r"^model_overrides: unknown backbone "
+                                                 r"arguments \['remat'\]"):
+            PretrainConfig(architecture="lstm", preset="lstm_tiny", sequence_length=16,
+                           model_overrides={"remat": True})
         # The context is the overridden one.
         with self.assertRaisesRegex(ConfigError, r"^sequence_length=16 must be in \[1, 8\]"):
             PretrainConfig(preset="gpt1_tiny", sequence_length=16, sample_tokens=4,
