@@ -149,10 +149,7 @@ class CausalSelfAttention(keras.layers.Layer):
             mask = ops.logical_and(mask, keys_mask)
         scores = ops.where(mask, scores, _MASKED_SCORE)
         probs = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
-        if training and dropout_seed is not None:
-            probs = dropout_with_seed(self.attention_dropout, probs, dropout_seed)
-        else:
-            probs = self.attention_dropout(probs, training=training)
+        probs = dropout_with_seed(self.attention_dropout, probs, dropout_seed, training)
 
         outputs = ops.matmul(probs, value)  # (B, nh, T, hs)
         outputs = ops.transpose(outputs, (0, 2, 1, 3))  # (B, T, nh, hs)

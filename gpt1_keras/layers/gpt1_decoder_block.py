@@ -149,20 +149,16 @@ class GPT1DecoderBlock(keras.layers.Layer):
         )
         if cache is not None:
             attended, cache = attended
-        attended = self._residual_dropout(attended, training, attended_seed)
+        attended = dropout_with_seed(self.residual_dropout, attended, attended_seed, training)
         normed = self.ln_1(inputs + attended)
         # tanh-approximate GELU, as in GPT-1 (Keras' default is the exact erf form).
         hidden = ops.gelu(self.c_fc(normed), approximate=True)
-        hidden = self._residual_dropout(self.c_proj(hidden), training, hidden_seed)
+        hidden = self.c_proj(hidden)
+        hidden = dropout_with_seed(self.residual_dropout, hidden, hidden_seed, training)
         outputs = self.ln_2(normed + hidden)
         if cache is not None:
             return outputs, cache
         return outputs
-
-    def _residual_dropout(self, x, training, seed):
-        if training and seed is not None:
-            return dropout_with_seed(self.residual_dropout, x, seed)
-        return self.residual_dropout(x, training=training)
 
     def compute_output_shape(self, inputs_shape):
         return inputs_shape

@@ -47,15 +47,15 @@ def draw_dropout_seed(dropout):
     return dropout.seed_generator.next()
 
 
-def dropout_with_seed(dropout, inputs, seed):
-    """`dropout(inputs, training=True)`, with the mask drawn from `seed`.
+def dropout_with_seed(dropout, inputs, seed, training):
+    """`dropout(inputs, training=training)`, in training with the mask drawn from `seed`.
 
     `seed` is a value `draw_dropout_seed(dropout)` returned, or `None` for the
     layer's own next draw. With the seed drawn earlier the mask is the one the
     layer would have drawn at that point, and the same however often this runs.
     """
-    if seed is None:
-        return dropout(inputs, training=True)
+    if not training or seed is None:
+        return dropout(inputs, training=training)
     return keras.random.dropout(
         inputs, dropout.rate, noise_shape=dropout.noise_shape, seed=_DrawnSeed(seed)
     )
