@@ -119,17 +119,13 @@ class GPT1DecoderBlock(keras.layers.Layer):
 
     def _rematerialized_call(self, inputs, padding_mask):
         # The seeds of the attention dropout and of the two residual dropouts, in the
-        # order `_forward` would draw them: the same masks as without remat, and the
-        # same again when the backward pass recomputes the block.
-        seeds = (
+        # order `_forward` would draw them (none at dropout 0): the same masks as
+        # without remat, and the same again when the backward pass recomputes the block.
+        seeds = tuple(s for s in (
             draw_dropout_seed(self.attn.attention_dropout),
             draw_dropout_seed(self.residual_dropout),
             draw_dropout_seed(self.residual_dropout),
-        )
-        if seeds[0] is None:  # dropout 0: nothing drawn.
-            return keras.remat(
-                lambda x: self._forward(x, padding_mask, training=True)
-            )(inputs)
+        ) if s is not None)
         return keras.remat(
             lambda x, *s: self._forward(x, padding_mask, training=True, seeds=s)
         )(inputs, *seeds)
