@@ -8,7 +8,8 @@ behaviour and tiny inline inputs.
 
 The fixtures every test shares: `TINY_BACKBONE` / `TINY_LSTM_BACKBONE` (tiny
 configs), `tiny_backbone` / `tiny_lm` (built on `TINY_BACKBONE`), `random_inputs`
-(NumPy model inputs), `assign_random_weights` (the same NumPy-drawn weights on
+(NumPy model inputs), `padded_lm_batch` and `sgd_step` (one training step's
+gradients), `assign_random_weights` (the same NumPy-drawn weights on
 every backend), the NumPy references `log_softmax` / `sequence_log_probs`, and
 `to_numpy`. The one stand-in tokenizer is
 `tests.data.fake_tokenizer.FakeTokenizer` (decimal words are their own ids).
@@ -83,6 +84,26 @@ def random_inputs(shape, lengths=None, vocabulary_size=TINY_VOCABULARY_SIZE, see
         lengths = np.full(shape[:-1], shape[-1])
     mask = (np.arange(shape[-1]) < np.asarray(lengths)[..., None]).astype("int32")
     return {"token_ids": ids if junk_padding else ids * mask, "padding_mask": mask}
+
+
+def padded_lm_batch(seed=0):
+    """An LM training batch `(x, y, sample_weight)` of 3 x 7 positions (21), two rows
+    padded: `random_inputs` of 3 x 8 (lengths 8, 5, 2) shifted by one position."""
+    x = random_inputs((3, 8), lengths=[8, 5, 2], seed=seed)
+    ids, mask = x["token_ids"], x["padding_mask"]
+    x = {"token_ids": ids[:, :-1], "padding_mask": mask[:, :-1]}
+    return x, ids[:, 1:], mask[:, 1:].astype("float32")
+
+
+def sgd_step(lm, batch, jit_compile, **compile_kwargs):
+    """One SGD(1) `train_on_batch` of `lm` on `batch`: the loss and each trainable
+    variable's gradient (its value before minus after). `lm` keeps the update."""
+    import keras
+
+    before = [to_numpy(v) for v in lm.trainable_variables]
+    lm.compile(optimizer=keras.optimizers.SGD(1.0), jit_compile=jit_compile, **compile_kwargs)
+    loss = lm.train_on_batch(*batch, return_dict=True)["loss"]
+    return loss, [b - to_numpy(v) for b, v in zip(before, lm.trainable_variables)]
 
 
 def assign_random_weights(model, seed=0, stddev=0.3, min_rank=0):

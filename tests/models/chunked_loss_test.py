@@ -95,14 +95,6 @@ class ChunkedCrossEntropySumTest(test_case.TestCase, parameterized.TestCase):
             chunked_cross_entropy_sum(self.hidden, self.embeddings, self.labels, chunk_size=0)
 
 
-def _batch(seed=0):
-    """`(x, y, sample_weight)` of 3 x 7 (21 positions), two rows padded."""
-    x = test_case.random_inputs((3, 8), lengths=[8, 5, 2], seed=seed)
-    ids, mask = x["token_ids"], x["padding_mask"]
-    x = {"token_ids": ids[:, :-1], "padding_mask": mask[:, :-1]}
-    return x, ids[:, 1:], mask[:, 1:].astype("float32")
-
-
 def _lm():
     lm = test_case.tiny_lm(dropout=0.1)
     test_case.assign_random_weights(lm, stddev=0.2)
@@ -110,21 +102,18 @@ def _lm():
 
 
 def _step(lm, batch, jit_compile, **compile_kwargs):
-    """One SGD(1) update: the loss before it and each trainable variable's gradient."""
-    state = [to_numpy(v) for v in lm.variables]  # Weights and dropout seeds.
-    before = [to_numpy(v) for v in lm.trainable_variables]
-    lm.compile(optimizer=keras.optimizers.SGD(1.0), jit_compile=jit_compile, **compile_kwargs)
-    loss = lm.train_on_batch(*batch, return_dict=True)["loss"]
-    grads = [b - to_numpy(v) for b, v in zip(before, lm.trainable_variables)]
+    """`test_case.sgd_step`, then the weights and dropout seeds put back."""
+    state = [to_numpy(v) for v in lm.variables]
+    result = test_case.sgd_step(lm, batch, jit_compile, **compile_kwargs)
     for variable, value in zip(lm.variables, state):
         variable.assign(value)
-    return loss, grads
+    return result
 
 
 class GPT1CausalLMChunkedLossTest(test_case.TestCase, parameterized.TestCase):
     @parameterized.product(chunk_size=(1, 5, 64), jit_compile=_JIT)
     def test_train_step_equals_plain_loss(self, chunk_size, jit_compile):
-        lm, batch = _lm(), _batch()
+        lm, batch = _lm(), test_case.padded_lm_batch()
         plain_loss, plain_grads = _step(lm, batch, jit_compile)
         loss, grads = _step(lm, batch, jit_compile, loss_chunk_size=chunk_size)
         self.assertAllClose(loss, plain_loss, atol=1e-5)
@@ -135,7 +124,7 @@ class GPT1CausalLMChunkedLossTest(test_case.TestCase, parameterized.TestCase):
 
     def test_plain_loss_is_weighted_cross_entropy_of_logits(self):
         # The plain reference: Keras' sparse cross-entropy of the logits, weighted.
-        lm, (x, y, weights) = _lm(), _batch()
+        lm, (x, y, weights) = _lm(), test_case.padded_lm_batch()
         lm.compile()
         logits = to_numpy(lm(x, training=False)).astype(np.float64)
         log_probs = test_case.log_softmax(logits)
@@ -146,7 +135,8 @@ class GPT1CausalLMChunkedLossTest(test_case.TestCase, parameterized.TestCase):
 
     @parameterized.product(jit_compile=_JIT)
     def test_evaluate_and_fit(self, jit_compile):
-        (x, y, weights), plain_lm, lm = _batch(seed=1), _lm(), _lm()  # Equal weights.
+        (x, y, weights), plain_lm, lm = test_case.padded_lm_batch(seed=1), _lm(), _lm()
+        # plain_lm and lm hold equal weights.
         plain_lm.compile(jit_compile=jit_compile)
         plain = plain_lm.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True)
         lm.compile(jit_compile=jit_compile, loss_chunk_size=4)

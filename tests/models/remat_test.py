@@ -21,14 +21,6 @@ _BACKEND = keras.config.backend()
 _JIT = {"tensorflow": (False, True), "jax": (False, True), "torch": (False,)}[_BACKEND]
 
 
-def _batch():
-    """`(x, y, sample_weight)` of 3 x 7 positions, two rows padded."""
-    x = test_case.random_inputs((3, 8), lengths=[8, 5, 2], seed=3)
-    ids, mask = x["token_ids"], x["padding_mask"]
-    x = {"token_ids": ids[:, :-1], "padding_mask": mask[:, :-1]}
-    return x, ids[:, 1:], mask[:, 1:].astype("float32")
-
-
 def _lms(dropout=0.1):
     """A plain and a rematerialized tiny LM holding the same weights and seed states."""
     plain = test_case.tiny_lm(dropout=dropout)
@@ -40,19 +32,15 @@ def _lms(dropout=0.1):
 
 
 def _step(lm, batch, jit_compile, **compile_kwargs):
-    """One SGD(1) update: the loss, each trainable variable's gradient, the seed states."""
-    before = [to_numpy(v) for v in lm.trainable_variables]
-    lm.compile(optimizer=keras.optimizers.SGD(1.0), jit_compile=jit_compile, **compile_kwargs)
-    loss = lm.train_on_batch(*batch, return_dict=True)["loss"]
-    grads = [b - to_numpy(v) for b, v in zip(before, lm.trainable_variables)]
-    seeds = [to_numpy(v) for v in lm.non_trainable_variables if "seed" in v.path]
-    return loss, grads, seeds
+    """`test_case.sgd_step` and the dropout seed states after it."""
+    loss, grads = test_case.sgd_step(lm, batch, jit_compile, **compile_kwargs)
+    return loss, grads, [to_numpy(v) for v in lm.non_trainable_variables if "seed" in v.path]
 
 
 class RematTest(test_case.TestCase, parameterized.TestCase):
     @parameterized.product(jit_compile=_JIT, loss_chunk_size=(None, 4), dropout=(0.0, 0.1))
     def test_train_step_equals_plain(self, jit_compile, loss_chunk_size, dropout):
-        (plain, remat), batch = _lms(dropout), _batch()
+        (plain, remat), batch = _lms(dropout), test_case.padded_lm_batch(seed=3)
         kwargs = {"loss_chunk_size": loss_chunk_size}
         loss, grads, seeds = _step(remat, batch, jit_compile, **kwargs)
         plain_loss, plain_grads, plain_seeds = _step(plain, batch, jit_compile, **kwargs)
@@ -69,7 +57,7 @@ class RematTest(test_case.TestCase, parameterized.TestCase):
 
     def test_dropout_is_active(self):
         # The equality above is not that of two dropout-free models.
-        (plain, _), (x, _, _) = _lms(), _batch()
+        (plain, _), (x, _, _) = _lms(), test_case.padded_lm_batch(seed=3)
         self.assertFalse(np.allclose(to_numpy(plain(x, training=True)),
                                      to_numpy(plain(x, training=False)), atol=1e-3))
 
@@ -78,7 +66,7 @@ class RematTest(test_case.TestCase, parameterized.TestCase):
         with `remat` (forward, then again in the backward pass), once without. On JAX
         the recomputation is in the step's jaxpr (a `checkpoint`/`remat` equation)
         instead: JAX re-runs the traced block, not the Python function."""
-        (plain, remat), batch = _lms(), _batch()
+        (plain, remat), batch = _lms(), test_case.padded_lm_batch(seed=3)
         for lm, per_block in ((plain, 1), (remat, 2)):
             calls = []
             for block in lm.backbone.transformer_layers:
@@ -113,7 +101,7 @@ class RematTest(test_case.TestCase, parameterized.TestCase):
             self.assertLen(calls, per_block * len(lm.backbone.transformer_layers))
 
     def test_inference_and_cache_do_not_rematerialize(self):
-        (plain, remat), (x, _, _) = _lms(), _batch()
+        (plain, remat), (x, _, _) = _lms(), test_case.padded_lm_batch(seed=3)
         self.assertAllClose(remat(x, training=False), plain(x, training=False), atol=1e-6)
         # Rows padded after 7, 5 and 2 prompt tokens: generation fills the padding.
         for lm in (plain, remat):
