@@ -29,6 +29,18 @@ runs only at `--slow_batch_sizes` for the full `gpt1`); tokens/s = batch * new_t
 median(seconds per call, prefill included). The load average is read before and after each
 worker (the machine may be shared).
 
+Decode roofline: a generation step at batch 1 or 8 does little arithmetic per weight, so
+its floor is reading every weight once (one read for the prefill, one per new token). A
+`read` worker per size (before and after that size's workers; the faster is kept) counts
+the weight bytes each model must read per step (every weight but the position table, of
+which a step reads one row; the tied token embedding is read whole by the LM head) and
+times a compiled `jax.jit(jnp.sum)` over a float32 array of exactly that many bytes (the
+best median of 10 calls over 3 rounds): the fastest this machine read that many bytes in
+the run. From it, per row: the roof, `batch * new / ((new + 1) * bytes / rate)` tokens/s
+(cache reads and arithmetic ignored, so an upper bound); each method's share of its roof;
+and our roof over the peer's measured tokens/s, the most our model could be ahead of it
+at that batch without reading fewer bytes per step.
+
 Run (from the repository root):
 
     PYTHONPATH=. .venv/bin/python bench/generation/generation_bench.py \
@@ -42,6 +54,7 @@ Results go to `--output` (default: RESULTS.md next to this file; text under "## 
 
 import datetime
 import json
+import math
 import os
 import statistics
 import sys
@@ -82,6 +95,7 @@ _PACKAGES = ("tensorflow", "keras", "keras-hub", "jax")  # The machine line's ve
 _SERVED = ("served_before", "served_after")
 _KNOWN_BACKENDS = ("tensorflow", "tensorflow_xla", "jax")
 _METHOD_ORDER = ("keras_hub", "before", "after", "served_before", "served_after")
+_READ = "read"  # The per-size weight-read worker (decode roofline), not a method.
 _METHOD_NAMES = {
     "keras_hub": "keras-hub GPT-2",
     "before": "before",
@@ -147,9 +161,9 @@ def _after_generate(size, xla):
     return generate
 
 
-def _keras_hub_generate(size, xla):
+def _keras_hub_model(size):
+    """keras-hub's `GPT2CausalLM` with the layers, widths and vocabulary of a GPT-1 preset."""
     import keras_hub
-    import numpy as np
 
     from gpt1_keras.models.gpt1_presets import get_preset
 
@@ -163,7 +177,13 @@ def _keras_hub_generate(size, xla):
         dropout=p["dropout"],
         max_sequence_length=p["max_sequence_length"],
     )
-    lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    return keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+
+
+def _keras_hub_generate(size, xla):
+    import numpy as np
+
+    lm = _keras_hub_model(size)
     lm.compile(sampler="greedy", jit_compile=xla)
 
     def generate(prompts):
@@ -206,11 +226,51 @@ def _served_generate(size):
     return generate
 
 
+def _decode_weight_bytes(model):
+    """Bytes a decode step reads: every weight but the position table (one row of it)."""
+    import numpy as np
+
+    return sum(math.prod(w.shape) * np.dtype(w.dtype).itemsize
+               for w in model.weights if "position_embedding" not in w.path)
+
+
+def _run_read_worker(size):
+    """Weight bytes of ours and of keras-hub GPT-2, and the rate of reading that many bytes."""
+    import jax
+    import jax.numpy as jnp
+
+    from gpt1_keras.models import GPT1CausalLM
+
+    models = {"after": GPT1CausalLM.from_architecture(size),
+              "keras_hub": _keras_hub_model(size)}
+    result = {"load_before": _load(), "weight_bytes": {}, "read_gb_per_s": {}}
+    total = jax.jit(jnp.sum)
+    arrays = {}
+    for name, model in models.items():
+        result["weight_bytes"][name] = _decode_weight_bytes(model)
+        arrays[name] = jnp.ones((result["weight_bytes"][name] // 4,), jnp.float32)
+        total(arrays[name]).block_until_ready()
+    for _ in range(3):  # Rounds alternating the models; the best median of each is kept.
+        for name, array in arrays.items():
+            times = []
+            for _ in range(10):
+                start = time.perf_counter()
+                total(array).block_until_ready()
+                times.append(time.perf_counter() - start)
+            rate = result["weight_bytes"][name] / statistics.median(times) / 1e9
+            result["read_gb_per_s"][name] = max(rate, result["read_gb_per_s"].get(name, 0))
+    result["load_after"] = _load()
+    common.print_result(result)
+
+
 def _run_worker(spec):
     import keras
     import numpy as np
 
     backend, size, method = spec.split(":")
+    if method == _READ:
+        _run_read_worker(size)
+        return
     keras.utils.set_random_seed(0)
     xla = backend == "tensorflow_xla" or backend == "jax"
     if method == "keras_hub":
@@ -273,12 +333,11 @@ def _spawn(spec):
 
 
 def _specs():
-    for size in _unique(_SIZES):
-        for backend in _unique(_BACKENDS):
-            for method in _methods():
-                if method in _SERVED and backend != "tensorflow":
-                    continue  # the SavedModel is a TensorFlow graph
-                yield backend, size, method
+    for backend in _unique(_BACKENDS):
+        for method in _methods():
+            if method in _SERVED and backend != "tensorflow":
+                continue  # the SavedModel is a TensorFlow graph
+            yield backend, method
 
 
 def _methods():
@@ -332,7 +391,53 @@ def _table(results):
     return lines
 
 
-def _write(results, started, load_start):
+def _best_read(reads):
+    """`{model: (weight bytes, best read GB/s)}` over a size's `read` workers."""
+    best = {}
+    for result in reads:
+        for model, count in result.get("weight_bytes", {}).items():
+            rate = result["read_gb_per_s"][model]
+            best[model] = (count, max(rate, best.get(model, (0, 0))[1]))
+    return best
+
+
+def _roof_table(results, reads):
+    """Per row: each model's decode roof, its share of it, and our roof over the peer's rate.
+
+    The roof is `batch * new / ((new + 1) * bytes / rate)` tokens/s: one read of every
+    weight for the prefill and one per new token, at the best rate this run read that many
+    bytes (`read` workers), nothing else counted.
+    """
+    new = _NEW_TOKENS.value
+    header = ["size", "backend", "batch", "weight MB (ours / keras-hub)",
+              "best read GB/s", "roof tok/s", "ours tok/s", "ours % of roof",
+              "keras-hub tok/s", "keras-hub % of roof", "ceiling: our roof / keras-hub"]
+    lines = ["| " + " | ".join(header) + " |",
+             "| " + " | ".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + " |"]
+    for size in _unique(_SIZES):
+        best = _best_read(reads.get(size, []))
+        if set(best) != {"after", "keras_hub"}:
+            continue
+        for backend in _unique(_BACKENDS):
+            for batch in _unique(_BATCH_SIZES):
+                roof = {m: int(batch) * new / ((new + 1) * count / (rate * 1e9))
+                        for m, (count, rate) in best.items()}
+                rate = {m: results.get((backend, size, m), {}).get("batches", {})
+                        .get(batch, {}).get("tokens_per_s") for m in best}
+                if not (rate["after"] and rate["keras_hub"]):
+                    continue
+                lines.append("| " + " | ".join([
+                    size, backend, batch,
+                    f"{best['after'][0] / 1e6:.1f} / {best['keras_hub'][0] / 1e6:.1f}",
+                    f"{best['after'][1]:.1f}", f"{roof['after']:.1f}",
+                    f"{rate['after']:.1f}", f"{100 * rate['after'] / roof['after']:.0f}%",
+                    f"{rate['keras_hub']:.1f}",
+                    f"{100 * rate['keras_hub'] / roof['keras_hub']:.0f}%",
+                    f"{roof['after'] / rate['keras_hub']:.2f}x"]) + " |")
+    return lines
+
+
+def _write(results, reads, started, load_start):
     notes = common.notes_section(_OUTPUT.value, _NOTES_MARKER)
     raw = {f"{b}:{s}:{m}": r for (b, s, m), r in results.items()}
     lines = [
@@ -353,6 +458,10 @@ def _write(results, started, load_start):
         "",
     ]
     lines += _table(results)
+    lines += ["", "Decode roofline (see the docstring): the weight bytes each model reads per "
+              "step, the fastest read of that many bytes in the run, and what it allows.", ""]
+    lines += _roof_table(results, reads)
+    raw.update({f"jax:{size}:{_READ}": r for size, r in reads.items()})
     lines += ["", "<details><summary>Raw results (seconds per call, first-call seconds, "
               "wall seconds per worker)</summary>", "", "```json",
               json.dumps(raw, indent=1),
@@ -374,17 +483,25 @@ def main(argv):
     started = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     results = {}
     load_start = _load()
-    for backend, size, method in _specs():
-        spec = f"{backend}:{size}:{method}"
-        result = _spawn(spec)
-        results[(backend, size, method)] = result
-        rates = {b: round(r["tokens_per_s"], 1) for b, r in result.get("batches", {}).items()}
-        print(f"{spec}: tokens/s by batch {rates}, load {result.get('load_before')} -> "
-              f"{result.get('load_after')}, {result.get('wall_s', 0):.0f} s", flush=True)
-    for line in _table(results):
+    reads = {}
+    for size in _unique(_SIZES):
+        reads[size] = [_spawn(f"jax:{size}:{_READ}")]
+        for backend, method in _specs():
+            spec = f"{backend}:{size}:{method}"
+            result = _spawn(spec)
+            results[(backend, size, method)] = result
+            rates = {b: round(r["tokens_per_s"], 1)
+                     for b, r in result.get("batches", {}).items()}
+            print(f"{spec}: tokens/s by batch {rates}, load {result.get('load_before')} -> "
+                  f"{result.get('load_after')}, {result.get('wall_s', 0):.0f} s", flush=True)
+        reads[size].append(_spawn(f"jax:{size}:{_READ}"))
+        print(f"{size} weight read GB/s (ours, keras-hub), before / after: " + " / ".join(
+            str({k: round(v, 1) for k, v in r.get("read_gb_per_s", {}).items()})
+            for r in reads[size]), flush=True)
+    for line in _table(results) + [""] + _roof_table(results, reads):
         print(line)
     if _OUTPUT.value:
-        _write(results, started, load_start)
+        _write(results, reads, started, load_start)
 
 
 if __name__ == "__main__":
