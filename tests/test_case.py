@@ -98,8 +98,6 @@ def padded_lm_batch(seed=0):
 def sgd_step(lm, batch, jit_compile, **compile_kwargs):
     """One SGD(1) `train_on_batch` of `lm` on `batch`: the loss and each trainable
     variable's gradient (its value before minus after). `lm` keeps the update."""
-    import keras
-
     before = [to_numpy(v) for v in lm.trainable_variables]
     lm.compile(optimizer=keras.optimizers.SGD(1.0), jit_compile=jit_compile, **compile_kwargs)
     loss = lm.train_on_batch(*batch, return_dict=True)["loss"]
