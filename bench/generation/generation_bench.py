@@ -422,18 +422,19 @@ def _roof_table(results, reads):
             for batch in _unique(_BATCH_SIZES):
                 roof = {m: int(batch) * new / ((new + 1) * count / (rate * 1e9))
                         for m, (count, rate) in best.items()}
-                rate = {m: results.get((backend, size, m), {}).get("batches", {})
-                        .get(batch, {}).get("tokens_per_s") for m in best}
-                if not (rate["after"] and rate["keras_hub"]):
+                measured = {m: results.get((backend, size, m), {}).get("batches", {})
+                            .get(batch, {}).get("tokens_per_s") for m in best}
+                if not (measured["after"] and measured["keras_hub"]):
                     continue
                 lines.append("| " + " | ".join([
                     size, backend, batch,
                     f"{best['after'][0] / 1e6:.1f} / {best['keras_hub'][0] / 1e6:.1f}",
                     f"{best['after'][1]:.1f}", f"{roof['after']:.1f}",
-                    f"{rate['after']:.1f}", f"{100 * rate['after'] / roof['after']:.0f}%",
-                    f"{rate['keras_hub']:.1f}",
-                    f"{100 * rate['keras_hub'] / roof['keras_hub']:.0f}%",
-                    f"{roof['after'] / rate['keras_hub']:.2f}x"]) + " |")
+                    f"{measured['after']:.1f}",
+                    f"{100 * measured['after'] / roof['after']:.0f}%",
+                    f"{measured['keras_hub']:.1f}",
+                    f"{100 * measured['keras_hub'] / roof['keras_hub']:.0f}%",
+                    f"{roof['after'] / measured['keras_hub']:.2f}x"]) + " |")
     return lines
 
 
