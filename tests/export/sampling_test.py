@@ -48,9 +48,14 @@ class SampleNextTokensTest(absltest.TestCase):
         # 0.5 < 0.7 <= 0.5 + 0.25: tokens 2 and 0.
         draws = _sample(LOGITS, top_p=0.7, seeds=tuple(range(2000)))
         self.assertEqual(set(draws.tolist()), {2, 0})
-        # Exactly reaching p stops there: 0.5 + 0.25 + 0.15 = 0.9.
-        draws = _sample(LOGITS, top_p=0.9, seeds=tuple(range(2000)))
+        # 0.75 < 0.85 <= 0.9: the third token joins; never the fourth. (No p sits on a
+        # cumulative sum itself: whether 0.5 + 0.25 + 0.15 reaches 0.9 in float32
+        # depends on the CPU's summation order.)
+        draws = _sample(LOGITS, top_p=0.85, seeds=tuple(range(2000)))
         self.assertEqual(set(draws.tolist()), {2, 0, 3})
+        # 0.9 < 0.95: all four.
+        draws = _sample(LOGITS, top_p=0.95, seeds=tuple(range(2000)))
+        self.assertEqual(set(draws.tolist()), {2, 0, 3, 1})
 
     def test_temperature_sharpens_and_flattens(self):
         seeds = tuple(range(3000))
