@@ -47,8 +47,9 @@ class GPT1Classifier(keras_hub.models.TextClassifier):
     `add_loss`, so plain `compile()` / `fit()` train with it; `L_LM` is the
     mean next-token cross-entropy over the real tokens of every sequence
     (per token, as Hugging Face; GPT-1's code averages per sequence first),
-    with the tied LM head (see `gpt1_keras.layers.AuxiliaryLMLoss`). It is added in training
-    only: `evaluate` reports the task loss.
+    with the tied LM head, computed a chunk of positions at a time so that the
+    full logits never exist (see `gpt1_keras.layers.AuxiliaryLMLoss`). It is added
+    in training only: `evaluate` reports the task loss.
 
     With a `preprocessor` (`GPT1ClassifierPreprocessor`) attached, `fit`,
     `evaluate` and `predict` accept raw strings (and pairs or choices); the
@@ -172,7 +173,8 @@ class GPT1Classifier(keras_hub.models.TextClassifier):
             bias_initializer="zeros",
             name="classifier_head",
         )
-        lm_loss = AuxiliaryLMLoss(lm_coef, name="auxiliary_lm_loss") if lm_coef else None
+        lm_loss = (AuxiliaryLMLoss(backbone.token_embedding, lm_coef, name="auxiliary_lm_loss")
+                   if lm_coef else None)
 
         # === Functional model ===
         if head in ("classification", "entailment"):
@@ -202,10 +204,9 @@ class GPT1Classifier(keras_hub.models.TextClassifier):
         elif num_classes == 1:
             outputs = ops.squeeze(outputs, -1)  # (B,)
         if lm_loss is not None:
-            # The tied LM head over every sequence; the loss layer returns
-            # `outputs` unchanged (graph compilers drop the LM head in predict).
-            lm_logits = backbone.token_embedding(hidden, reverse=True)  # (B*S, T, V)
-            outputs = lm_loss(outputs, lm_logits, flat_ids, flat_mask)
+            # The tied LM head's loss over every sequence, chunked; the loss layer
+            # returns `outputs` unchanged and adds nothing outside training.
+            outputs = lm_loss(outputs, hidden, flat_ids, flat_mask)
         super().__init__(
             inputs={"token_ids": token_ids, "padding_mask": padding_mask},
             outputs=outputs,

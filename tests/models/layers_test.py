@@ -179,21 +179,6 @@ class ClassifierLayersTest(test_case.TestCase):
         states = np.arange(6 * 5, dtype="float32").reshape(6, 5)  # one per sequence
         self.assertAllClose(UnflattenSequences()(states, x), states.reshape(2, 3, 5))
 
-    def test_auxiliary_loss_is_added_in_training_only(self):
-        rng = np.random.default_rng(7)
-        logits = rng.normal(size=(2, 4, 9)).astype("float32")
-        ids = rng.integers(0, 9, size=(2, 4)).astype("int32")
-        mask = np.ones((2, 4), "int32")
-        outputs = np.ones((2, 3), "float32")
-        layer = AuxiliaryLMLoss(lm_coef=0.25)
-        self.assertAllClose(layer(outputs, logits, ids, mask, training=False), outputs)
-        self.assertEqual(layer.losses, [])
-        self.assertAllClose(layer(outputs, logits, ids, mask, training=True), outputs)
-        self.assertLen(layer.losses, 1)
-        self.assertAllClose(layer.losses[0], 0.25 * to_numpy(language_model_loss(logits, ids, mask)),
-                            atol=1e-6)
-        self.assertEqual(AuxiliaryLMLoss.from_config(layer.get_config()).lm_coef, 0.25)
-
     def test_layers_keep_their_registered_names(self):
         # Saved `.keras` files name these classes; moving the code must not rename them.
         for cls in (ClassifyTokenPooler, FlattenSequences, UnflattenSequences,
