@@ -479,6 +479,11 @@ def _finetune(config, task, tokenizer, distribution):
 
     # Read everything first: bad files fail before any training.
     train_examples, evals, tests = _read_splits(config, task)
+    if config.batch_size > len(train_examples):
+        logging.warning("batch_size=%d is larger than the %d training examples of %s: "
+                        "capped to %d.", config.batch_size, len(train_examples), task.name,
+                        len(train_examples))
+        config = dataclasses.replace(config, batch_size=len(train_examples))
 
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = math.ceil(len(train_examples) / config.batch_size)

@@ -240,6 +240,19 @@ class FinetuneTest(absltest.TestCase):
         self.assertEqual(results["train_steps"], 32)
         self.assertGreaterEqual(results["splits"]["dev"]["accuracy"], 0.875)
 
+    def test_batch_larger_than_the_data_is_capped(self):
+        data = self.create_tempdir().full_path
+        rows = [("good movie", "1"), ("bad movie", "0"), ("good film", "1")]
+        _write(f"{data}/train.tsv", rows, ("sentence", "label"))
+        _write(f"{data}/dev.tsv", rows, ("sentence", "label"))
+        config = self._config("sst2", data, batch_size=64, epochs=2, sequence_length=8)
+        with self.assertLogs(level="WARNING") as logs:
+            results = finetune(config, tokenizer=self.tokenizer)
+        self.assertIn("batch_size=64 is larger than the 3 training examples of sst2: "
+                      "capped to 3.", "\n".join(logs.output))
+        self.assertEqual(results["config"]["batch_size"], 3)
+        self.assertEqual(results["train_steps"], 2)  # one full batch per epoch
+
     def test_held_out_validation_then_official_dev(self):
         train_only = self.create_tempdir().full_path
         _pair_task(("sentence1", "sentence2"), ("entailment", "not_entailment"))(
