@@ -28,6 +28,7 @@ import warnings
 
 import numpy as np
 
+from gpt1_keras import extras
 from gpt1_keras.errors import UserError
 
 _HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -141,7 +142,7 @@ def load_hf_state_dict(path):
         except (SafetensorError, ValueError) as e:
             raise CheckpointFileError(f"{corrupt}: {e}; re-download it.") from None
     if path.endswith((".bin", ".pt", ".pth")):
-        import torch  # Only needed for PyTorch pickles.
+        torch = extras.require("torch", f"Reading the PyTorch checkpoint {path}")
 
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

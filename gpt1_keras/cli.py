@@ -14,7 +14,7 @@
 | error                                    | exit |
 | ---------------------------------------- | ---- |
 | `app.UsageError` (bad flag)              | 1, with absl's usage hint |
-| `gpt1_keras.errors.UserError` and subclasses (bad data, bad setting, directory in use, checkpoint not written) | 2 |
+| `gpt1_keras.errors.UserError` and subclasses (bad data, bad setting, directory in use, checkpoint not written, a missing extra such as `KERAS_BACKEND=jax` without the `jax` extra) | 2 |
 | `FileNotFoundError`, `IsADirectoryError`, `NotADirectoryError`, `PermissionError` | 2 |
 | `OSError` ENOSPC / EDQUOT / EROFS (disk full, quota, read-only) | 2 |
 | `NonFiniteLossError` from training        | 3 |
@@ -28,11 +28,13 @@ The same `main` runs as `python pipelines/x.py` (Bazel) and as a console script
 """
 
 import errno
+import os
 import sys
 
 from absl import app
 from absl import flags
 
+from gpt1_keras import extras
 from gpt1_keras.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -60,9 +62,22 @@ def _is_non_finite(e):
     return type(e).__name__ == "NonFiniteLossError"
 
 
+def _check_backend():
+    """A `KERAS_BACKEND` whose package is missing: the extra to install, as a `UserError`.
+
+    Keras itself would fail on import with a traceback deep in its backend loader.
+    """
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend in ("jax", "torch") and not extras.available(backend):
+        raise extras.MissingExtraError(
+            f"KERAS_BACKEND={backend} needs the '{backend}' extra, which is not installed: "
+            f"{extras.install_hint(backend)} (or unset KERAS_BACKEND for TensorFlow).")
+
+
 def _guarded(main):
     def wrapped(argv):
         try:
+            _check_backend()
             return main(argv)
         except app.UsageError:
             raise

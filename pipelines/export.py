@@ -43,6 +43,10 @@ _UTF8_ERRORS = flags.DEFINE_enum(
     "utf8_errors", None, ["strict", "replace"],
     "Invalid UTF-8 in requests: an error (strict) or U+FFFD (replace); default: the "
     "tokenizer's setting (strict).")
+_WARMUP_REQUESTS = flags.DEFINE_boolean(
+    "warmup_requests", None,
+    "Write TF Serving's warm-up records (assets.extra/tf_serving_warmup_requests); they "
+    "need the 'serving' extra. Default: when it is installed (else a warning line).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +60,7 @@ class ExportConfig:
     label_names: tuple | None = None
     max_new_tokens_limit: int | None = None
     utf8_errors: str | None = None
+    warmup_requests: bool | None = None
 
 
 def parse_flags():
@@ -79,6 +84,7 @@ def parse_flags():
         label_names=tuple(_LABEL_NAMES.value) if _LABEL_NAMES.value else None,
         max_new_tokens_limit=_MAX_NEW_TOKENS_LIMIT.value,
         utf8_errors=_UTF8_ERRORS.value,
+        warmup_requests=_WARMUP_REQUESTS.value,
     )
 
 

@@ -19,8 +19,9 @@ exported (model class, task, label names, sequence length, signatures), and
 `tf_serving_warmup_requests`, TF Serving's warm-up records: a realistic request
 for every signature (`warmup_requests()` of the serving module), replayed by the
 server when it loads the version so that its first client request is not the one
-that pays for the graph optimisation (`serving_utils.write_warmup_requests`).
-`docs/serving.md` shows requests and responses.
+that pays for the graph optimisation (`serving_utils.write_warmup_requests`; they need
+the `serving` extra, `pip install 'gpt1-keras[serving]'`). `docs/serving.md` shows
+requests and responses.
 """
 
 import json
@@ -30,7 +31,9 @@ import shutil
 
 import keras
 import tensorflow as tf
+from absl import logging
 
+from gpt1_keras import extras
 from gpt1_keras.errors import ConfigError
 from gpt1_keras.export.serving_utils import WARMUP_FILE
 from gpt1_keras.export.serving_utils import write_warmup_requests
@@ -50,6 +53,7 @@ def export_saved_model(
     label_names=None,
     max_new_tokens_limit=None,
     utf8_errors=None,
+    warmup_requests=None,
 ):
     """Writes a versioned SavedModel with raw-string signatures for TF Serving.
 
@@ -77,6 +81,10 @@ def export_saved_model(
         utf8_errors: `None` (the tokenizer's own setting; `GPT1Tokenizer`
             defaults to `"strict"`: invalid UTF-8 is an `InvalidArgument`
             error), `"strict"` or `"replace"` (invalid bytes become U+FFFD).
+        warmup_requests: write TF Serving's warm-up records. `None` (default):
+            when the `serving` extra is installed, else one warning line naming
+            it; `True`: required (`MissingExtraError` without the extra);
+            `False`: never.
 
     Returns:
         The version directory written, `export_dir/<version>`.
@@ -99,6 +107,13 @@ def export_saved_model(
         raise ValueError(
             "SavedModel export builds a TensorFlow graph: run it with "
             f"KERAS_BACKEND=tensorflow. Received: backend={keras.backend.backend()!r}")
+    if warmup_requests is None:
+        warmup_requests = extras.available("tensorflow_serving")
+        if not warmup_requests:
+            logging.warning("No TF Serving warm-up records in this export: they need the "
+                            "'serving' extra (%s).", extras.install_hint("tensorflow_serving"))
+    elif warmup_requests:
+        extras.require("tensorflow_serving", "Writing TF Serving warm-up records")
     model, source, metadata = load_model(model_or_path)
     if utf8_errors not in (None, "strict", "replace"):
         raise ValueError(
@@ -136,6 +151,7 @@ def export_saved_model(
     signatures = module.signatures()
     info["signatures"] = {name: _describe(fn) for name, fn in signatures.items()}
     info["utf8_errors"] = getattr(tokenizer, "errors", None)
+    info["warmup_requests"] = bool(warmup_requests)
     return _write_version(module, signatures, info, export_dir, version)
 
 
@@ -263,8 +279,9 @@ def _write_version(module, signatures, info, export_dir, version):
         tf.saved_model.save(module, partial, signatures=signatures)
         extra = os.path.join(partial, "assets.extra")
         os.makedirs(extra)
-        write_warmup_requests(os.path.join(extra, WARMUP_FILE), module.warmup_requests(),
-                              signatures)
+        if info["warmup_requests"]:
+            write_warmup_requests(os.path.join(extra, WARMUP_FILE), module.warmup_requests(),
+                                  signatures)
         with RunLock(export_dir, "export", wait=True):
             _remove_abandoned_partials(export_dir)
             if version is None:

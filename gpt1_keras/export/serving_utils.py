@@ -1,12 +1,12 @@
 """Small graph helpers shared by the serving modules, and TF Serving's warm-up
-records (TensorFlow-only)."""
+records (TensorFlow-only; the records need the `serving` extra)."""
 
 import functools
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2
-from tensorflow_serving.apis import prediction_log_pb2
+
+from gpt1_keras import extras
 
 # TF Serving replays this file (in the version's `assets.extra/`) when it loads the version.
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -121,9 +121,13 @@ def write_warmup_requests(path, requests, signatures):
             shape.
 
     Raises:
+        MissingExtraError: the `serving` extra is not installed.
         ValueError: a signature without a request, or a request that does not
             fit its signature (the name, the inputs and the specs).
     """
+    what = "Writing TF Serving warm-up records"
+    predict_pb2 = extras.require("tensorflow_serving.apis.predict_pb2", what)
+    prediction_log_pb2 = extras.require("tensorflow_serving.apis.prediction_log_pb2", what)
     missing = sorted(set(signatures) - {name for name, _ in requests})
     if missing:
         raise ValueError(f"No warm-up request for the signatures {missing}.")

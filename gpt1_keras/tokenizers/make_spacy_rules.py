@@ -14,6 +14,8 @@ Usage (needs spaCy; the checked-in file was made with spaCy 3.8.7):
 import re
 import sys
 
+from gpt1_keras import extras
+
 
 def _re2(piece):
     """Python `re` escapes -> RE2 escapes."""
@@ -173,7 +175,7 @@ def _matcher_rules(nlp):
 
 
 def main(path):
-    import spacy
+    spacy = extras.require("spacy", "Regenerating the spaCy rules")
 
     special_cases, prefix, suffix, suffix_rewrite, infixes, matcher = build_rules()
     with open(path, "w", encoding="utf-8") as f:

@@ -22,6 +22,7 @@ Two modes, each a few RE2 / ICU string ops over a `[batch]` string tensor:
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from gpt1_keras import extras
 from gpt1_keras.tokenizers.ragged_utils import regex_split
 
 NORMALIZATIONS = ("openai", "bert")
@@ -84,12 +85,7 @@ def fix_text(texts):
     Returns:
         The fixed `str`, or a list of them.
     """
-    try:
-        import ftfy
-    except ImportError as e:
-        raise ImportError(
-            "`fix_text` needs the `ftfy` package (`pip install ftfy`)."
-        ) from e
+    ftfy = extras.require("ftfy", "`fix_text`")
     if isinstance(texts, str):
         return ftfy.fix_text(texts)
     return [ftfy.fix_text(t) for t in texts]

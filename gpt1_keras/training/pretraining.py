@@ -53,6 +53,7 @@ import time
 
 from absl import logging
 
+from gpt1_keras import extras
 from gpt1_keras.errors import ConfigError
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -629,6 +630,8 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
     def report(what, fn):
         try:
             fn()
+        except extras.MissingExtraError as e:
+            logging.warning("%s not written: %s", what, e)
         except Exception as e:  # noqa: BLE001 (reported; the model is saved)
             failures.append(what)
             logging.error("Writing %s failed (%s: %s); the model was saved at %s and the "
@@ -653,8 +656,7 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
 
 def plot_history(history, path):
     """Plots the train/validation loss of `history` (trainer entries) to a PNG."""
-    import matplotlib
-
+    matplotlib = extras.require("matplotlib", "The loss-curve plot")
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
