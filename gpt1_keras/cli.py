@@ -28,7 +28,7 @@ The same `main` runs as `python pipelines/x.py` (Bazel) and as a console script
 """
 
 import errno
-import os
+import importlib
 import sys
 
 from absl import app
@@ -62,22 +62,9 @@ def _is_non_finite(e):
     return type(e).__name__ == "NonFiniteLossError"
 
 
-def _check_backend():
-    """A `KERAS_BACKEND` whose package is missing: the extra to install, as a `UserError`.
-
-    Keras itself would fail on import with a traceback deep in its backend loader.
-    """
-    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    if backend in ("jax", "torch") and not extras.available(backend):
-        raise extras.MissingExtraError(
-            f"KERAS_BACKEND={backend} needs the '{backend}' extra, which is not installed: "
-            f"{extras.install_hint(backend)} (or unset KERAS_BACKEND for TensorFlow).")
-
-
 def _guarded(main):
     def wrapped(argv):
         try:
-            _check_backend()
             return main(argv)
         except app.UsageError:
             raise
@@ -106,6 +93,30 @@ def _adopt_main_module_flags(main):
     for flag in flags.FLAGS.get_key_flags_for_module(module):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
+
+def _console_script(binary):
+    """The entry point of the console script `gpt1-<binary>` (`pyproject.toml`).
+
+    A backend that is not installed (`KERAS_BACKEND=jax` without the `jax` extra)
+    is one `ERROR:` line naming the extra, checked before the binary's module (which
+    imports Keras, and so the backend) is imported.
+    """
+    def main():
+        backend = extras.missing_backend()
+        if backend is not None:
+            print(f"ERROR: {extras.missing_backend_error(backend)}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_USER_ERROR)
+        importlib.import_module(f"gpt1_keras.pipelines.{binary}").console_main()
+
+    main.__name__ = f"{binary}_main"
+    return main
+
+
+pretrain_main = _console_script("pretrain")
+finetune_main = _console_script("finetune")
+convert_main = _console_script("convert")
+export_main = _console_script("export")
+evaluate_main = _console_script("evaluate")
 
 _HELP_FLAGS = ("-?", "-h", "-help", "--help", "--helpshort", "--helpfull", "--helpxml")
 

@@ -20,6 +20,8 @@ package imports is a dependency of `pyproject.toml` or listed here.
 
 import importlib
 import importlib.util
+import json
+import os
 
 from gpt1_keras.errors import UserError
 
@@ -64,6 +66,32 @@ def require(module, what):
         raise MissingExtraError(
             f"{what} needs the '{EXTRAS[top]}' extra, which is not installed "
             f"(no module named {e.name!r}): {install_hint(top)}") from None
+
+
+def missing_backend():
+    """The Keras backend Keras would load whose package is not installed, or None.
+
+    Read as Keras reads it (`KERAS_BACKEND`, else `keras.json` in `KERAS_HOME` or
+    `~/.keras`), without importing Keras, which would fail with a traceback.
+    """
+    backend = os.environ.get("KERAS_BACKEND")
+    if backend is None:
+        home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+        try:
+            with open(os.path.join(home, "keras.json"), encoding="utf-8") as f:
+                backend = json.load(f).get("backend")
+        except (OSError, ValueError, AttributeError):
+            backend = None
+    if backend in ("jax", "torch") and not available(backend):
+        return backend
+    return None
+
+
+def missing_backend_error(backend):
+    """The `MissingExtraError` of a `missing_backend()`."""
+    return MissingExtraError(
+        f"KERAS_BACKEND={backend} needs the '{backend}' extra, which is not installed: "
+        f"{install_hint(backend)} (or use KERAS_BACKEND=tensorflow).")
 
 
 def available(module):
