@@ -20,6 +20,8 @@ context keep their last `max_sequence_length` tokens (the scored part is at
 the end).
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -178,9 +180,98 @@ def winograd_predict(lm, tokenizer, sentences, candidates, blank="_", batch_size
 HEURISTICS = ("cola", "sst2", "race", "story_cloze", "winograd")
 
 
+@dataclasses.dataclass(frozen=True)
+class ZeroShotData:
+    """A heuristic's examples, read once by `read_zero_shot`, scored by `score_zero_shot`.
+
+    Attributes:
+        heuristic: one of `HEURISTICS`.
+        split: the split `examples` were read from.
+        examples: the labelled `Examples` scored.
+        metric_names: the metrics computed (`gpt1_keras.tasks.metrics`); the
+            first is the heuristic's main one (`main_metric`).
+        train: CoLA only: the training examples its threshold is fit on.
+    """
+
+    heuristic: str
+    split: str
+    examples: object
+    metric_names: tuple
+    train: object = None
+
+    @property
+    def main_metric(self):
+        """Matthews correlation for `cola`, accuracy for the others."""
+        return self.metric_names[0]
+
+
+def read_zero_shot(heuristic, data_dir, split="dev", max_examples=0):
+    """Reads a heuristic's task files (no model): the reading half of `evaluate_zero_shot`.
+
+    Args: as `evaluate_zero_shot`.
+
+    Returns:
+        A `ZeroShotData`, to be scored any number of times by `score_zero_shot`.
+
+    Raises:
+        ValueError: an unknown heuristic (or a split the task does not have).
+        FileNotFoundError: a missing file (naming the task and the files looked for).
+        DataError: a malformed file (naming it and the line).
+    """
+    from gpt1_keras.tasks import get_task
+    from gpt1_keras.tasks.base import require_files
+    from gpt1_keras.tasks.jsonl import read_winograd_jsonl
+
+    if heuristic not in HEURISTICS:
+        raise ValueError(f"`heuristic` must be one of {HEURISTICS}. Received: {heuristic!r}")
+
+    def cut(examples):
+        return examples.take(max_examples) if max_examples else examples
+
+    if heuristic == "winograd":
+        (path,) = require_files("winograd", data_dir, [f"{split}.jsonl"])
+        return ZeroShotData(heuristic, split, cut(read_winograd_jsonl(path)), ("accuracy",))
+    task = get_task(heuristic)
+    examples = cut(task.read(data_dir, split))
+    train = cut(task.read(data_dir, "train")) if heuristic == "cola" else None
+    return ZeroShotData(heuristic, split, examples, tuple(task.metrics), train)
+
+
+def score_zero_shot(lm, tokenizer, data, batch_size=32):
+    """Scores `lm` on a `ZeroShotData`: the scoring half of `evaluate_zero_shot`.
+
+    Returns:
+        What `evaluate_zero_shot` returns.
+    """
+    heuristic, examples = data.heuristic, data.examples
+    result = {"heuristic": heuristic, "split": data.split}
+    if heuristic == "winograd":
+        predictions, _ = winograd_predict(lm, tokenizer, examples.text_a, examples.text_b,
+                                          batch_size=batch_size)
+    elif heuristic == "cola":
+        threshold = fit_threshold(cola_scores(lm, tokenizer, data.train.text_a, batch_size),
+                                  data.train.labels)
+        scores = cola_scores(lm, tokenizer, examples.text_a, batch_size)
+        predictions = (scores > threshold).astype(int)
+        result["threshold"] = threshold
+    elif heuristic == "sst2":
+        predictions, _ = sst2_predict(lm, tokenizer, examples.text_a, batch_size)
+    else:
+        predictions, _ = multiple_choice_predict(
+            lm, tokenizer, examples.text_a, examples.text_b, examples.question, batch_size)
+    result.update(metrics.compute_metrics(data.metric_names, examples.labels, predictions))
+    result["num_examples"] = len(examples)
+    result["predictions"] = [int(p) for p in predictions]
+    result["ids"] = list(examples.ids)
+    return result
+
+
 def evaluate_zero_shot(lm, tokenizer, heuristic, data_dir, split="dev",
                        max_examples=0, batch_size=32):
     """Runs one zero-shot heuristic on a task's files; returns its metrics.
+
+    `read_zero_shot` then `score_zero_shot` (to score many models or checkpoints on
+    examples read once, call those; `ZeroShotProbes` does, during pretraining).
 
     Args:
         lm: a `GPT1CausalLM`.
@@ -197,42 +288,5 @@ def evaluate_zero_shot(lm, tokenizer, heuristic, data_dir, split="dev",
         `{"heuristic", "split", "num_examples", <metrics>...}` (CoLA adds
         `threshold`), plus `predictions` (list of ints) for writing out.
     """
-    from gpt1_keras.tasks import get_task
-    from gpt1_keras.tasks.base import require_files
-    from gpt1_keras.tasks.jsonl import read_winograd_jsonl
-
-    if heuristic not in HEURISTICS:
-        raise ValueError(f"`heuristic` must be one of {HEURISTICS}. Received: {heuristic!r}")
-
-    def cut(examples):
-        return examples.take(max_examples) if max_examples else examples
-
-    result = {"heuristic": heuristic, "split": split}
-    if heuristic == "winograd":
-        (path,) = require_files("winograd", data_dir, [f"{split}.jsonl"])
-        examples = cut(read_winograd_jsonl(path))
-        predictions, _ = winograd_predict(lm, tokenizer, examples.text_a, examples.text_b,
-                                          batch_size=batch_size)
-        names = ("accuracy",)
-    else:
-        task = get_task(heuristic)
-        examples = cut(task.read(data_dir, split))
-        if heuristic == "cola":
-            train = cut(task.read(data_dir, "train"))
-            threshold = fit_threshold(cola_scores(lm, tokenizer, train.text_a, batch_size),
-                                      train.labels)
-            scores = cola_scores(lm, tokenizer, examples.text_a, batch_size)
-            predictions = (scores > threshold).astype(int)
-            result["threshold"] = threshold
-        elif heuristic == "sst2":
-            predictions, _ = sst2_predict(lm, tokenizer, examples.text_a, batch_size)
-        else:
-            predictions, _ = multiple_choice_predict(
-                lm, tokenizer, examples.text_a, examples.text_b, examples.question,
-                batch_size)
-        names = task.metrics
-    result.update(metrics.compute_metrics(names, examples.labels, predictions))
-    result["num_examples"] = len(examples)
-    result["predictions"] = [int(p) for p in predictions]
-    result["ids"] = list(examples.ids)
-    return result
+    data = read_zero_shot(heuristic, data_dir, split, max_examples)
+    return score_zero_shot(lm, tokenizer, data, batch_size)

@@ -2,7 +2,8 @@
 
 Order matters and the trainer passes them in this order: `StopOnNonFiniteLoss` first
 (so the checkpoint callback sees a diverged step as diverged), then
-`PeriodicCheckpoint`, `Throughput`, `HistoryLog`.
+`PeriodicCheckpoint`, `Throughput`, the user's callbacks, `HistoryLog` (last, so it
+records the entries the others add to an epoch's logs), then TensorBoard.
 """
 
 import json

@@ -127,7 +127,11 @@ def train(
         val_dataset_fn: like `train_dataset_fn`, for validation (finite is fine: its
             first `config.validation_steps` batches are used for every pass).
         distribution: a `Distribution` (`make_distribution`); default: one device.
-        callbacks: extra Keras callbacks (run after the trainer's own).
+        callbacks: extra Keras callbacks. They run after the NaN guard, the checkpoints
+            and the throughput meter, and before the history and TensorBoard: entries
+            a callback adds to `logs` in `on_epoch_end` (e.g.
+            `gpt1_keras.evaluation.zero_shot_callback.ZeroShotProbes`' scores) are
+            recorded in `history.jsonl`, `TrainResult.history` and TensorBoard.
         compile_kwargs: extra `model.compile` arguments (loss, metrics, ...). The
             optimizer is always GPT-1's (`build_optimizer`).
         checkpoint_metadata: a JSON-able dict stored in every checkpoint sidecar.
@@ -183,13 +187,15 @@ def train(
     log_dir = os.path.join(config.model_dir, "logs")
     if not distribution.is_chief:
         log_dir = tempfile.mkdtemp(prefix="gpt1_worker_logs_")
+    # User callbacks run before the history and TensorBoard, so that the entries they
+    # add to an epoch's `logs` (e.g. `ZeroShotProbes`' scores) are recorded.
     all_callbacks = [
         nan_guard,
         checkpoint,
         throughput,
+        *callbacks,
         history,
         keras.callbacks.TensorBoard(log_dir=log_dir),
-        *callbacks,
     ]
 
     val_data = None
