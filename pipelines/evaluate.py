@@ -82,14 +82,15 @@ def run(config, tokenizer=None):
     from gpt1_keras.tasks.predictions import write_metrics
     from gpt1_keras.tasks.predictions import write_predictions
 
-    if tokenizer is None:
-        from gpt1_keras.tokenizers import GPT1Tokenizer
-        tokenizer = GPT1Tokenizer()
     if config.checkpoint:
         lm = load_model_file(config.checkpoint, expected=GPT1CausalLM,
                              what="--checkpoint")
     else:
         lm = GPT1CausalLM.from_architecture(config.preset)
+    if tokenizer is None:  # The model's own (saved with it by pretraining), else GPT-1's.
+        from gpt1_keras.tokenizers import GPT1Tokenizer
+        tokenizer = lm.preprocessor.tokenizer if lm.preprocessor is not None else GPT1Tokenizer()
+    lm.backbone.check_tokenizer(tokenizer, f"tokenizer of --checkpoint={config.checkpoint}")
     result = evaluate_zero_shot(lm, tokenizer, config.zero_shot, config.data_dir,
                                 config.split, config.max_examples, config.batch_size)
     ids, predictions = result.pop("ids"), result.pop("predictions")

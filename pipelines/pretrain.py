@@ -39,6 +39,12 @@ flags.DEFINE_string("preset", None, "Model preset of --architecture: gpt1, gpt1_
 flags.DEFINE_list("model_overrides", [],
                   "Backbone arguments to override, e.g. num_layers=4,dropout=0.0; "
                   "remat=true rematerializes each transformer block (less memory, more compute).")
+flags.DEFINE_string("tokenizer", None,
+                    "A tokenizer preset directory (e.g. another run's tokenizer/ or preset/); "
+                    "default: GPT-1's BPE. The model's vocabulary_size follows it.")
+flags.DEFINE_integer("bpe_vocabulary_size", 0,
+                     "Instead of --tokenizer: first learn a BPE of this many tokens on the "
+                     "training split (kept in <model_dir>/tokenizer/); 0: off.")
 flags.DEFINE_list("train_files", None,
                   "Training text files or globs (default: the embedded tinyshakespeare).")
 flags.DEFINE_list("validation_files", None,
@@ -82,6 +88,12 @@ flags.DEFINE_enum("strategy", "default", list(distribution.STRATEGIES),
 flags.DEFINE_string("tpu", None, "TPU name or address for --strategy=tpu.")
 flags.DEFINE_integer("cpu_devices", 1,
                      "Split the CPU into this many logical devices (TF; for mirrored on CPU).")
+flags.DEFINE_list("zero_shot_probes", [],
+                  "Zero-shot heuristics scored at each validation pass and written to the "
+                  "history, as heuristic=data_dir (sst2, cola, story_cloze, winograd, race).")
+flags.DEFINE_string("zero_shot_split", "dev", "The labelled split the zero-shot probes score.")
+flags.DEFINE_integer("zero_shot_examples", 200,
+                     "The first N examples of each zero-shot probe's split (0: all).")
 flags.DEFINE_integer("num_samples", 3, "Generated samples written at the end (0: none).")
 flags.DEFINE_integer("sample_tokens", 40, "Tokens generated per sample.")
 # Earlier names, kept working.
@@ -114,7 +126,7 @@ def config_from_flags():
         if holder.present or (name not in recipe and holder.value is not None):
             overrides[name] = holder.value
     overrides["model_overrides"] = _parse_overrides(overrides.get("model_overrides", []))
-    for name in ("train_files", "validation_files"):
+    for name in ("train_files", "validation_files", "zero_shot_probes"):
         if name in overrides:
             overrides[name] = tuple(overrides[name])
     try:

@@ -122,6 +122,15 @@ def _read_text(path):
     return data.decode("utf-8", errors="replace")
 
 
+def text_lines(files):
+    """The non-empty lines of `files`, in order (invalid UTF-8 replaced, warned once):
+    what `train_bpe` learns a vocabulary from."""
+    for path in files:
+        for line in _read_text(path).split("\n"):
+            if line.strip():
+                yield line
+
+
 def atomic_write_text(path, text):
     """Writes `text` to `path` through a temp file, fsync and rename."""
     tmp = f"{path}.tmp-{os.getpid()}"

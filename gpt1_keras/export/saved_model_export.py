@@ -68,8 +68,9 @@ def export_saved_model(
         version: a positive int; default: one more than the highest version
             already in `export_dir` (1 for a new one). An existing version is
             never overwritten.
-        tokenizer: default: the classifier's preprocessor's tokenizer, else
-            `GPT1Tokenizer()` (what `//pipelines:pretrain` and `finetune` use).
+        tokenizer: default: the model's preprocessor's tokenizer (fine-tuning and
+            pretraining save the model with it), else `GPT1Tokenizer()`. Its id
+            count must be the model's `vocabulary_size`.
         sequence_length: classifiers only: tokens per sequence; default: the
             preprocessor's, else `metrics.json`'s, else the backbone's
             `max_sequence_length`.
@@ -128,6 +129,7 @@ def export_saved_model(
         preprocessor = _classifier_preprocessor(model, tokenizer, sequence_length,
                                                 utf8_errors, metadata)
         tokenizer = preprocessor.tokenizer
+        model.backbone.check_tokenizer(tokenizer)
         sequence_length = preprocessor.sequence_length
         module = ClassifierServingModule(model, preprocessor, label_names)
         info.update(head=model.head, fine_tuning_task=metadata.get("task"),
@@ -140,7 +142,10 @@ def export_saved_model(
                 raise ValueError(
                     f"`{name}` is for classifiers; {source} holds a GPT1CausalLM "
                     f"(it reads up to max_sequence_length tokens). Received: {name}={value!r}")
+        if tokenizer is None and model.preprocessor is not None:
+            tokenizer = model.preprocessor.tokenizer  # Saved with it by pretraining.
         tokenizer = _tokenizer(tokenizer, utf8_errors)
+        model.backbone.check_tokenizer(tokenizer)
         module = CausalLMServingModule(model, tokenizer, max_new_tokens_limit)
         info.update(context=module.context, max_new_tokens_limit=module.max_new_tokens_limit)
     else:

@@ -104,6 +104,8 @@ class GPT1CausalLM(keras_hub.models.CausalLM):
     backbone_cls = GPT1Backbone
 
     def __init__(self, backbone, preprocessor=None, **kwargs):
+        if getattr(preprocessor, "tokenizer", None) is not None:
+            backbone.check_tokenizer(preprocessor.tokenizer, "preprocessor's tokenizer")
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor

@@ -415,6 +415,8 @@ def _check_preprocessor(backbone, preprocessor, head):
             f"The preprocessor lays inputs out for head={preprocessor_head!r}; the "
             f"classifier has head={head!r}. Build the preprocessor with the same "
             "head (GPT1Classifier.from_preset(..., head=...) does).")
+    if getattr(preprocessor, "tokenizer", None) is not None:
+        backbone.check_tokenizer(preprocessor.tokenizer, "preprocessor's tokenizer")
     length = getattr(preprocessor, "sequence_length", None)
     context = getattr(backbone, "max_sequence_length", None)
     if isinstance(length, int) and isinstance(context, int) and length > context:

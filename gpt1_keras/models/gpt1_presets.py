@@ -34,6 +34,19 @@ backbone_presets = {
         "dropout": 0.1,
         "layer_norm_epsilon": 1e-5,
     },
+    # The `mini` recipe's model: GPT-1's architecture at 4 x 256 with a BPE of 8,192
+    # tokens learned on the corpus (the vocabulary size is the tokenizer's; this is the
+    # default). 5.3M parameters; sized by bench/pretrain/mini_sizing.py (BENCHMARKS.md).
+    "gpt1_mini": {
+        "vocabulary_size": 8192 + 3,
+        "num_layers": 4,
+        "num_heads": 4,
+        "hidden_dim": 256,
+        "intermediate_dim": 1024,
+        "max_sequence_length": 128,
+        "dropout": 0.1,
+        "layer_norm_epsilon": 1e-5,
+    },
     # For tests: the real vocabulary, everything else tiny.
     "gpt1_tiny": {
         "vocabulary_size": GPT1_VOCABULARY_SIZE,
@@ -59,6 +72,15 @@ lstm_backbone_presets = {
         "hidden_dim": 384,
         "lstm_units": 1408,
         "max_sequence_length": 256,
+        "dropout": 0.1,
+    },
+    # Matched to gpt1_mini: 256-wide embedding, 748 LSTM units; 5.30M parameters
+    # against gpt1_mini's 5.29M (100.1%).
+    "lstm_mini": {
+        "vocabulary_size": 8192 + 3,
+        "hidden_dim": 256,
+        "lstm_units": 748,
+        "max_sequence_length": 128,
         "dropout": 0.1,
     },
     # For tests: the real vocabulary, everything else tiny.
@@ -89,7 +111,8 @@ def preset_architecture(name):
 
 # Presets of (nearly) equal parameter count across architectures: the paper's LSTM
 # baseline is matched to the transformer's size.
-EQUAL_SIZE_PRESETS = (("gpt1_small", "lstm_small"), ("gpt1_tiny", "lstm_tiny"))
+EQUAL_SIZE_PRESETS = (("gpt1_small", "lstm_small"), ("gpt1_mini", "lstm_mini"),
+                      ("gpt1_tiny", "lstm_tiny"))
 
 
 def matching_preset(name, architecture):

@@ -50,6 +50,7 @@ from keras_hub.src.utils import preset_utils
 from gpt1_keras.checkpoint_conversion import backbone_config_from_hf
 from gpt1_keras.checkpoint_conversion import convert_hf_weights
 from gpt1_keras.checkpoint_conversion import load_hf_state_dict
+from gpt1_keras.errors import ConfigError
 from gpt1_keras.errors import UserError
 from gpt1_keras.errors import write_error
 from gpt1_keras.models.gpt1_presets import get_preset
@@ -423,6 +424,24 @@ class GPT1FamilyBackbone(keras_hub.models.Backbone):
         for i in self._lora_enabled_layers:
             if getattr(layers[i], "bias", None) is not None:
                 layers[i].bias.trainable = False
+
+    def check_tokenizer(self, tokenizer, what="tokenizer"):
+        """Raises `ConfigError` unless `tokenizer` gives exactly the backbone's ids.
+
+        The ids of a tokenizer (its vocabulary plus `_start_`, `_delimiter_`,
+        `_classify_`) index the token embedding: a tokenizer of another size is
+        another vocabulary, whose ids would read the wrong rows (or past the end).
+
+        Args:
+            tokenizer: anything with `vocabulary_size()` (e.g. `GPT1Tokenizer`).
+            what: how the message names it (e.g. "--tokenizer=/runs/bpe").
+        """
+        size = tokenizer.vocabulary_size()
+        if size != self.vocabulary_size:
+            raise ConfigError(
+                f"The {what} has {size} token ids but the model's vocabulary_size is "
+                f"{self.vocabulary_size}: use the tokenizer the model was trained with (its "
+                "preset's or model.keras' own), or a model built for this tokenizer.")
 
     def check_cache_length(self, max_length):
         """Raises `ValueError` when an int `max_length` exceeds the context.

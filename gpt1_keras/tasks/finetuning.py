@@ -83,10 +83,11 @@ class FinetuneConfig:
         init_checkpoint: a `.keras` file holding a `GPT1CausalLM`, a
             `GPT1Classifier` or a backbone of any of `ARCHITECTURES` (e.g. from
             `//pipelines:convert` or `//pipelines:pretrain`, the LSTM baseline
-            included), or a preset: a preset directory (a run's `preset/`),
+            included), a run directory holding `model.keras`, or a preset: a
+            preset directory (a run's `preset/`),
             `"hf://openai-community/openai-gpt"`, a local Hugging Face
             checkpoint directory, a `"kaggle://"` handle. Required unless
-            `no_pretraining`.
+            `no_pretraining`. Its tokenizer (saved with it) is the run's.
         preset: the backbone's size when there is no checkpoint.
         architecture: a name of `ARCHITECTURES` (`"transformer"`, `"lstm"`) or
             `None`. The rule: a checkpoint's backbone decides (an explicit
@@ -236,11 +237,12 @@ def architecture_of(backbone):
 
 def load_backbone(path):
     """The backbone (`GPT1Backbone`, `LSTMBackbone`) inside a `.keras` LM, backbone
-    or classifier file, or of a preset: a preset directory (e.g. a run's
-    `preset/`), `"hf://openai-community/openai-gpt"`, a local Hugging Face
+    or classifier file (or a run directory's `model.keras`), or of a preset: a
+    preset directory (e.g. a run's `preset/`), `"hf://openai-community/openai-gpt"`, a local Hugging Face
     checkpoint directory, a `"kaggle://"` handle."""
     from gpt1_keras.saving import load_model_file
 
+    path = _model_file_of_run(path)
     backbones = tuple(ARCHITECTURES.values())
     if "://" in str(path) or os.path.isdir(path):
         import keras_hub
@@ -259,6 +261,35 @@ def load_backbone(path):
             "init_checkpoint", f"{path} holds a {type(model).__name__} without a "
             f"{names}; expected a GPT1CausalLM, GPT1Classifier or one of those backbones.")
     return backbone
+
+
+def _model_file_of_run(path):
+    """A pretraining or fine-tuning run directory -> its `model.keras`; else `path`."""
+    path = os.fspath(path)
+    model_file = os.path.join(path, MODEL_FILE)
+    return model_file if os.path.isdir(path) and os.path.isfile(model_file) else path
+
+
+def checkpoint_tokenizer(path):
+    """The tokenizer saved with a pretrained model, or None when it holds none.
+
+    A preset directory's or handle's (`tokenizer.json`, or a Hugging Face
+    checkpoint's vocabulary and merges), a `.keras` file's preprocessor's (what
+    `//pipelines:pretrain` saves). GPT-1's own then applies; the classifier checks
+    that its id count is the backbone's `vocabulary_size`.
+    """
+    from gpt1_keras.saving import load_model_file
+    from gpt1_keras.tokenizers import GPT1Tokenizer
+
+    path = _model_file_of_run(path)
+    if "://" in path:
+        return GPT1Tokenizer.from_preset(path)
+    if os.path.isdir(path):
+        has_files = any(os.path.isfile(os.path.join(path, name))
+                        for name in ("tokenizer.json", "vocab.json"))
+        return GPT1Tokenizer.from_preset(path) if has_files else None
+    preprocessor = getattr(load_model_file(path, what="init_checkpoint"), "preprocessor", None)
+    return getattr(preprocessor, "tokenizer", None)
 
 
 def transfer_layers(source, target, num_layers):
@@ -442,8 +473,9 @@ def finetune(config, task=None, tokenizer=None):
     Args:
         config: a `FinetuneConfig`.
         task: a `TaskSpec`; default: `make_task(config)`.
-        tokenizer: default `GPT1Tokenizer()`; it must be Keras-serializable
-            (it is saved with the model's preprocessor).
+        tokenizer: default: the tokenizer saved with `init_checkpoint`
+            (`checkpoint_tokenizer`), else `GPT1Tokenizer()`; it must be
+            Keras-serializable (it is saved with the model's preprocessor).
 
     Returns:
         The metrics dict written to `metrics.json`.
@@ -459,6 +491,8 @@ def finetune(config, task=None, tokenizer=None):
     from gpt1_keras.run_lock import RunLock
 
     task = task or make_task(config)
+    if tokenizer is None and config.init_checkpoint:
+        tokenizer = checkpoint_tokenizer(config.init_checkpoint)
     if tokenizer is None:
         from gpt1_keras.tokenizers import GPT1Tokenizer
         tokenizer = GPT1Tokenizer()

@@ -19,6 +19,7 @@ import os
 
 import tensorflow as tf
 
+from gpt1_keras.errors import ConfigError
 from gpt1_keras.tokenizers.ragged_utils import select_rows
 from gpt1_keras.tokenizers.ragged_utils import static_table
 
@@ -80,6 +81,29 @@ def load_merges(merges):
             )
         pairs.append(pair)
     return pairs
+
+
+def check_merges_fit(vocabulary, merges, vocabulary_source="vocabulary",
+                     merges_source="merges"):
+    """Raises a `ConfigError` unless every merge's parts and result are in the vocabulary.
+
+    GPT-1's files and `train_bpe`'s output always fit; a vocabulary paired with the merges
+    of another BPE training (e.g. a new vocabulary with GPT-1's merges) does not, and would
+    silently encode most words as `<unk>`.
+
+    Args:
+        vocabulary: a dict token -> id.
+        merges: `(a, b)` pairs, lowest rank first.
+        vocabulary_source, merges_source: how the message names them (file paths).
+    """
+    for rank, (a, b) in enumerate(merges, start=1):
+        for symbol in (a, b, a + b):
+            if symbol not in vocabulary:
+                raise ConfigError(
+                    f"The merges ({merges_source}) do not fit the vocabulary "
+                    f"({vocabulary_source}, {len(vocabulary)} tokens): merge {rank} "
+                    f"{a!r} + {b!r} needs {symbol!r}, which the vocabulary lacks; pass the "
+                    "vocabulary and merges of the same BPE training (train_bpe writes both).")
 
 
 class BytePairEncoder(tf.Module):

@@ -3,16 +3,17 @@
 import collections
 import json
 import os
+import shutil
 
 import tensorflow as tf
 
+from gpt1_keras.errors import ConfigError
 from gpt1_keras.tokenizers.gpt1_tokenizer import END_OF_WORD
+from gpt1_keras.tokenizers.gpt1_tokenizer import MERGES_FILE
 from gpt1_keras.tokenizers.gpt1_tokenizer import NEWLINE_TOKEN
 from gpt1_keras.tokenizers.gpt1_tokenizer import UNK_TOKEN
+from gpt1_keras.tokenizers.gpt1_tokenizer import VOCABULARY_FILE
 from gpt1_keras.tokenizers.gpt1_tokenizer import GPT1Tokenizer
-
-VOCABULARY_FILE = "encoder.json"
-MERGES_FILE = "merges.bpe"
 
 
 def train_bpe(
@@ -22,6 +23,7 @@ def train_bpe(
     normalization="openai",
     min_frequency=2,
     batch_size=1024,
+    source="texts",
 ):
     """Learns BPE merges (with `</w>` word ends) and a vocabulary from raw text.
 
@@ -37,14 +39,22 @@ def train_bpe(
         texts: an iterable of Python strings, or a `tf.data.Dataset` of scalar strings.
         vocabulary_size: the size of the vocabulary to learn, special tokens of the
             tokenizer (`_start_`, ...) not included. Must exceed the alphabet size.
-        output_dir: if given, writes `encoder.json` and `merges.bpe` there.
+        output_dir: if given, writes a tokenizer preset there (`tokenizer.json`, and
+            the vocabulary and merges in `assets/tokenizer/`, Hugging Face's
+            `vocab.json` and `merges.txt`): `GPT1Tokenizer.from_preset(output_dir)`
+            loads it, and `PretrainConfig(tokenizer=output_dir)` pretrains with it.
         normalization: `"openai"` or `"bert"`: the tokenizer mode the vocabulary is for.
         min_frequency: pairs seen fewer times are not merged.
         batch_size: strings pre-tokenised per step.
+        source: how error messages name `texts` (e.g. the corpus files).
 
     Returns:
         `(vocabulary, merges)`: a dict token -> id and a list of `"a b"` merges; or, with
-        `output_dir`, the two file paths.
+        `output_dir`, the paths of the two files.
+
+    Raises:
+        ConfigError: the texts hold too few distinct words and pairs (seen at least
+            `min_frequency` times) for `vocabulary_size` tokens.
 
     Example:
 
@@ -100,16 +110,26 @@ def train_bpe(
     merges = [m if isinstance(m, str) else " ".join(m) for m in state["merges"]]
     if has_newline and NEWLINE_TOKEN not in vocabulary:
         vocabulary[NEWLINE_TOKEN] = len(vocabulary)
+    if len(vocabulary) < vocabulary_size:
+        raise ConfigError(
+            f"{source} is too small for a vocabulary of {vocabulary_size} tokens: BPE "
+            f"stopped at {len(vocabulary)} ({len(counts)} distinct words, pairs seen at "
+            f"least min_frequency={min_frequency} times); use more text or a smaller "
+            "vocabulary size.")
     if output_dir is None:
         return vocabulary, merges
-    os.makedirs(output_dir, exist_ok=True)
-    vocabulary_path = os.path.join(output_dir, VOCABULARY_FILE)
-    merges_path = os.path.join(output_dir, MERGES_FILE)
-    with open(vocabulary_path, "w", encoding="utf-8") as f:
-        json.dump(vocabulary, f, ensure_ascii=False)
-    with open(merges_path, "w", encoding="utf-8") as f:
-        f.write("#version: 0.2\n" + "\n".join(merges) + "\n")
-    return vocabulary_path, merges_path
+    tokenizer = GPT1Tokenizer(vocabulary=vocabulary, merges=merges,
+                              normalization=normalization)
+    # Written beside the target, then renamed: a directory with tokenizer.json is whole.
+    partial = f"{os.path.abspath(output_dir)}.partial-{os.getpid()}"
+    if os.path.exists(partial):
+        shutil.rmtree(partial)
+    tokenizer.save_to_preset(partial)
+    if os.path.exists(output_dir):
+        shutil.rmtree(output_dir)
+    os.replace(partial, output_dir)
+    assets = os.path.join(output_dir, "assets", "tokenizer")
+    return os.path.join(assets, VOCABULARY_FILE), os.path.join(assets, MERGES_FILE)
 
 
 def _batches(texts, batch_size):

@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 from keras_hub.src.utils.python_utils import classproperty
 
+from gpt1_keras.errors import ConfigError
 from gpt1_keras.tokenizers import normalization as normalization_lib
 from gpt1_keras.tokenizers.bpe import ASSETS_DIR  # noqa: F401 (public constant)
 from gpt1_keras.tokenizers.bpe import DEFAULT_MERGES  # noqa: F401 (public constant)
@@ -21,6 +22,7 @@ from gpt1_keras.tokenizers.bpe import DEFAULT_VOCABULARY  # noqa: F401 (public c
 from gpt1_keras.tokenizers.bpe import END_OF_WORD
 from gpt1_keras.tokenizers.bpe import UNK_TOKEN
 from gpt1_keras.tokenizers.bpe import BytePairEncoder
+from gpt1_keras.tokenizers.bpe import check_merges_fit
 from gpt1_keras.tokenizers.bpe import load_merges
 from gpt1_keras.tokenizers.bpe import load_vocabulary
 from gpt1_keras.tokenizers.normalization import NORMALIZATIONS
@@ -121,6 +123,10 @@ class GPT1Tokenizer(keras_hub.tokenizers.Tokenizer):
             "_delimiter_", "_classify_"]`): exactly those, each of which must be in the
             vocabulary. GPT-1's `_start_`, `_delimiter_`, `_classify_` in user text are
             matched only this way, so text cannot inject them by accident.
+        vocabulary_size: `None`, or the id count the vocabulary files will have. Saved
+            configs record it: a preset's or `.keras` file's config names no files (they
+            are its assets, read by `load_assets` after the model is built), and until
+            then `vocabulary_size()` reports this, so that the model checks the right size.
         **kwargs: standard `keras.layers.Layer` arguments (`name`, ...).
 
     Call arguments:
@@ -184,6 +190,7 @@ class GPT1Tokenizer(keras_hub.tokenizers.Tokenizer):
         sequence_length=None,
         errors="strict",
         special_tokens_in_strings=None,
+        vocabulary_size=None,
         **kwargs,
     ):
         if normalization not in NORMALIZATIONS:
@@ -219,7 +226,17 @@ class GPT1Tokenizer(keras_hub.tokenizers.Tokenizer):
         self.errors = errors
         self.special_tokens_in_strings = special_tokens_in_strings
         self._splitter = SpacySplitter() if normalization == "openai" else None
-        self._set_vocabulary_and_merges(load_vocabulary(vocabulary), load_merges(merges))
+        if (vocabulary is None) != (merges is None):
+            given, missing = ("vocabulary", "merges") if merges is None else ("merges", "vocabulary")
+            raise ConfigError(
+                f"GPT1Tokenizer got `{given}` without `{missing}`: pass both files of one "
+                f"BPE training (GPT-1's own {missing} would not fit another {given}). "
+                f"Received: {given}={_describe_source(vocabulary if merges is None else merges)}")
+        vocab, pairs = load_vocabulary(vocabulary), load_merges(merges)
+        if vocabulary is not None:
+            check_merges_fit(vocab, pairs, _describe_source(vocabulary), _describe_source(merges))
+        self._set_vocabulary_and_merges(vocab, pairs)
+        self._declared_size = vocabulary_size
 
     def _set_vocabulary_and_merges(self, vocab, merges):
         """Builds the tables from a checked vocabulary dict and a list of merge pairs."""
@@ -289,8 +306,12 @@ class GPT1Tokenizer(keras_hub.tokenizers.Tokenizer):
     # --- Public helpers --------------------------------------------------------------------
 
     def vocabulary_size(self):
-        """Number of ids: the vocabulary plus the 3 special tokens (40481 by default)."""
-        return len(self._tokens)
+        """Number of ids: the vocabulary plus the 3 special tokens (40481 by default).
+
+        While a saved tokenizer's vocabulary files are not read back yet, the size its
+        config recorded (see `vocabulary_size` in the constructor).
+        """
+        return self._declared_size or len(self._tokens)
 
     def get_vocabulary(self):
         """All tokens, indexed by id (special tokens last)."""
@@ -329,7 +350,13 @@ class GPT1Tokenizer(keras_hub.tokenizers.Tokenizer):
         """Reads the files of `save_assets`; rebuilds the tables if they differ."""
         vocab = load_vocabulary(os.path.join(dir_path, VOCABULARY_FILE))
         merges = load_merges(os.path.join(dir_path, MERGES_FILE))
+        self._declared_size = None
         if vocab != self._files.vocab or merges != self._files.merges:
+            check_merges_fit(vocab, merges, os.path.join(dir_path, VOCABULARY_FILE),
+                             os.path.join(dir_path, MERGES_FILE))
+            # Not GPT-1's: `get_config` (outside a preset) then holds them, so that a
+            # copy made with `from_config` has this vocabulary too.
+            self.vocabulary, self.merges = dict(vocab), [f"{a} {b}" for a, b in merges]
             self._set_vocabulary_and_merges(vocab, merges)
 
     def save_to_preset(self, preset_dir):
@@ -453,6 +480,7 @@ class GPT1Tokenizer(keras_hub.tokenizers.Tokenizer):
                 "sequence_length": self.sequence_length,
                 "errors": self.errors,
                 "special_tokens_in_strings": self.special_tokens_in_strings,
+                "vocabulary_size": self.vocabulary_size(),
             }
         )
         return config
@@ -589,6 +617,13 @@ class _Files:
         self.vocab = vocab
         self.merges = merges
         self.token_ids = token_ids
+
+
+def _describe_source(value):
+    """A vocabulary or merges argument, as an error message names it."""
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    return f"<{type(value).__name__} of {len(value)} entries>"
 
 
 def _transcode(strings):

@@ -39,6 +39,10 @@ Named recipes (`RECIPES`, `PretrainConfig.from_recipe`); see `docs/pretraining.m
   1e-3 in 150 updates, or to 6e-4 in 15) settles at the unigram distribution and stays
   there (BENCHMARKS.md, "Pretraining").
 - `paper`: gpt1, 64 x 512 tokens, peak lr 2.5e-4, 2,000 warm-up updates, 100 epochs.
+- `mini`: gpt1_mini (4 x 256) with an 8,192-token BPE learned on the corpus first
+  (`bpe_vocabulary_size`), 32 x 128 tokens, 2,000 updates (8.2M tokens), whole books
+  held out: the model of the paper reproduction (`bench/paper/reproduce.py`), sized so
+  that pretraining takes about an hour on a 2-core CPU.
 - `books`: gpt1_small on a book corpus (`train_files`, e.g. the 70 MB
   `books/books.txt`), 16 x 256 tokens, 1,800 updates, whole books held out; sized
   for about 2 hours on a 2-core CPU, see `BOOKS_SIZING`.
@@ -100,6 +104,16 @@ RECIPES = {
         checkpoint_every=250, keep_checkpoints=8, eval_steps=25, validation_books=250,
         sample_prompts=("It was a dark and stormy night", "CHAPTER I.", "She said"),
     ),
+    # GPT-1's architecture sized for one 2-core CPU (BENCHMARKS.md, "The mini recipe"):
+    # its own 8,192-token BPE learned on the training split, 4 x 256 (5.3M parameters),
+    # 32 x 128 tokens per update, 2,000 updates = 8.2M tokens (1.5 per parameter).
+    "mini": dict(
+        preset="gpt1_mini", bpe_vocabulary_size=8192, batch_size=32, sequence_length=128,
+        learning_rate=1e-3, warmup_steps=300, train_steps=2000, epochs=None,
+        steps_per_epoch=250, checkpoint_every=250, keep_checkpoints=2, eval_steps=25,
+        validation_books=250,
+        sample_prompts=("It was a dark and stormy night", "CHAPTER I.", "She said"),
+    ),
 }
 
 
@@ -126,6 +140,16 @@ class PretrainConfig:
             `(key, value)` pairs), e.g. `{"dropout": 0.0}`; for the transformer
             also `{"remat": True}` (rematerialized blocks: the same training in
             less memory, for about a third more compute; `GPT1Backbone`).
+        tokenizer: the BPE tokenizer of the run: a tokenizer preset directory
+            (`GPT1Tokenizer.save_to_preset`, `train_bpe(output_dir=...)`, a run's
+            `tokenizer/` or `preset/`) or handle; default (None): GPT-1's own
+            (40,478 tokens + 3 special). The backbone's `vocabulary_size` is set to
+            the tokenizer's id count; a `model_overrides` `vocabulary_size` that
+            differs is an error naming both.
+        bpe_vocabulary_size: instead of `tokenizer`: first learn a GPT-1-style BPE
+            of this many tokens (special tokens not included) on the training split
+            (`train_bpe`), written to `model_dir/tokenizer/` and reused on resume.
+            0: off.
         train_files: training text files or globs (resolved and checked here);
             default: the embedded tinyshakespeare.
         validation_files: validation files or globs; default (None): split off
@@ -164,6 +188,13 @@ class PretrainConfig:
         strategy: one of `distribution.STRATEGIES`.
         tpu: TPU name or address for `strategy="tpu"`.
         cpu_devices: split the CPU into this many logical devices (TF; mirrored on CPU).
+        zero_shot_probes: GPT-1's zero-shot heuristics scored at each validation
+            pass (`ZeroShotProbes`), written to the history as
+            `zero_shot_<heuristic>`: `(heuristic, data_dir)` pairs or
+            `"heuristic=data_dir"` strings (`sst2`, `cola`, `story_cloze`,
+            `winograd`, `race`); the task files are read once, before training.
+        zero_shot_split: the labelled split the probes score.
+        zero_shot_examples: the first N examples of each probe's split (0: all).
         num_samples: generated samples written at the end (0: none).
         sample_tokens: tokens generated per sample.
         sample_prompts: the prompts, used in turn.
@@ -172,6 +203,8 @@ class PretrainConfig:
     architecture: str = "transformer"
     preset: str = "gpt1_small"
     model_overrides: tuple = ()
+    tokenizer: str | None = None
+    bpe_vocabulary_size: int = 0
     train_files: tuple = ()
     validation_files: tuple | None = None
     validation_fraction: float = 0.05
@@ -199,12 +232,16 @@ class PretrainConfig:
     strategy: str = "default"
     tpu: str | None = None
     cpu_devices: int = 1
+    zero_shot_probes: tuple = ()
+    zero_shot_split: str = "dev"
+    zero_shot_examples: int = 200
     num_samples: int = 3
     sample_tokens: int = 40
     sample_prompts: tuple = SAMPLE_PROMPTS
 
     # Changing these between restarts would make the resumed run a different run.
-    RESUME_KEYS = ("architecture", "preset", "model_overrides", "train_files", "validation_files",
+    RESUME_KEYS = ("architecture", "preset", "model_overrides", "tokenizer", "bpe_vocabulary_size",
+                   "train_files", "validation_files",
                    "validation_fraction", "validation_books", "book_separator_blank_lines",
                    "batch_size", "sequence_length", "seed")
 
@@ -266,6 +303,20 @@ class PretrainConfig:
                 f"[1, {arch['max_sequence_length']}], the context of preset={self.preset} "
                 "(its max_sequence_length)."
             )
+        # The tokenizer.
+        if not isinstance(self.bpe_vocabulary_size, int) or self.bpe_vocabulary_size < 0:
+            raise ConfigError(f"bpe_vocabulary_size={self.bpe_vocabulary_size!r} must be an "
+                              "integer >= 0 (0: no BPE training).")
+        if self.tokenizer and self.bpe_vocabulary_size:
+            raise ConfigError(
+                f"tokenizer={self.tokenizer!r} and bpe_vocabulary_size="
+                f"{self.bpe_vocabulary_size}: give one (a tokenizer to use, or the size of "
+                "one to learn).")
+        if self.tokenizer and "://" not in self.tokenizer:
+            fix("tokenizer", os.path.abspath(os.path.expanduser(self.tokenizer)))
+            if not os.path.isdir(self.tokenizer):
+                raise ConfigError(f"tokenizer={self.tokenizer} is not a directory (expected a "
+                                  "tokenizer preset: tokenizer.json and assets/tokenizer/).")
         # The data.
         fix("train_files", _resolve("train_files", self.train_files or _default_train_files()))
         if self.validation_files is not None:
@@ -326,6 +377,18 @@ class PretrainConfig:
             )
         if self.strategy == "tpu" and not self.tpu:
             raise ConfigError("strategy=tpu needs tpu (a TPU name, address or 'local').")
+        # The zero-shot probes.
+        probes = []
+        for probe in self.zero_shot_probes:
+            if isinstance(probe, str):
+                if "=" not in probe:
+                    raise ConfigError(f"zero_shot_probes: {probe!r} must be heuristic=data_dir.")
+                probe = probe.split("=", 1)
+            heuristic, data_dir = probe
+            probes.append((heuristic, os.path.abspath(os.path.expanduser(data_dir))))
+        fix("zero_shot_probes", tuple(probes))
+        if self.zero_shot_examples < 0:
+            raise ConfigError(f"zero_shot_examples={self.zero_shot_examples} must be >= 0.")
         # The samples.
         if self.num_samples < 0:
             raise ConfigError(f"num_samples={self.num_samples} must be >= 0.")
@@ -392,8 +455,10 @@ def pretrain(config, callbacks=()):
 
     Args:
         config: a `PretrainConfig`.
-        callbacks: extra Keras callbacks for `fit`, run after the trainer's own
-            (so at a step's end its checkpoint, if due, is already written).
+        callbacks: extra Keras callbacks for `fit`, run after the trainer's
+            checkpoints (so at a step's end its checkpoint, if due, is already
+            written) and before its history, which records what they add to an
+            epoch's logs.
 
     Returns:
         The metrics dict written to `metrics.json` on the chief; None on other workers.
@@ -488,6 +553,49 @@ def _prepare_data(config):
     return train, valid, {}
 
 
+TOKENIZER_DIR = "tokenizer"
+_GPT1_TOKENIZER = "GPT-1's"
+
+
+def _tokenizer(config, train_files, distribution):
+    """The run's tokenizer: `config.tokenizer`'s, a BPE learned on `train_files`
+    (`bpe_vocabulary_size`, kept in `model_dir/tokenizer/`), or GPT-1's."""
+    from gpt1_keras.tokenizers import GPT1Tokenizer
+
+    if config.tokenizer:
+        return GPT1Tokenizer.from_preset(config.tokenizer)
+    if not config.bpe_vocabulary_size:
+        return GPT1Tokenizer()
+    directory = os.path.join(config.model_dir, TOKENIZER_DIR)
+    if distribution.is_chief and not os.path.isfile(os.path.join(directory, "tokenizer.json")):
+        from gpt1_keras.data import corpus
+        from gpt1_keras.tokenizers import train_bpe
+
+        start = time.time()
+        train_bpe(corpus.text_lines(train_files), config.bpe_vocabulary_size,
+                  output_dir=directory, source=", ".join(train_files))
+        logging.info("Learned a BPE of %d tokens on %s in %.0f s: %s.",
+                     config.bpe_vocabulary_size, ", ".join(train_files), time.time() - start,
+                     directory)
+    # Other workers wait for the chief's (the trainer's first collective keeps them in step).
+    while not os.path.isfile(os.path.join(directory, "tokenizer.json")):
+        time.sleep(1)
+    return GPT1Tokenizer.from_preset(directory)
+
+
+def _backbone_overrides(config, tokenizer):
+    """`model_overrides` with the tokenizer's `vocabulary_size` (a different one: error)."""
+    overrides = dict(config.model_overrides)
+    size = tokenizer.vocabulary_size()
+    if overrides.get("vocabulary_size", size) != size:
+        raise ConfigError(
+            f"model_overrides vocabulary_size={overrides['vocabulary_size']} differs from the "
+            f"{size} token ids of the tokenizer ({config.tokenizer or _GPT1_TOKENIZER}); drop it "
+            "(the tokenizer sets it) or use a tokenizer of that size.")
+    overrides["vocabulary_size"] = size
+    return overrides
+
+
 def _validation_steps(config, valid_tokens, pipelines):
     """Batches per validation pass: every pipeline must fill them from its windows."""
     valid_windows = (valid_tokens - 1) // config.sequence_length // pipelines
@@ -514,15 +622,16 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
     from gpt1_keras.models import GPT1CausalLM
     from gpt1_keras.models import build_backbone
     from gpt1_keras.models.preset_loading import save_preset
+    from gpt1_keras.preprocessing import GPT1CausalLMPreprocessor
     from gpt1_keras.saving import atomic_save_model
-    from gpt1_keras.tokenizers import GPT1Tokenizer
     from gpt1_keras.training import trainer
 
     config_dict = _check_resume_compatible(config)
-    tokenizer = GPT1Tokenizer()
     train_files, valid_files, split_info = _prepare_data(config)
+    tokenizer = _tokenizer(config, train_files, distribution)
     keras.mixed_precision.set_global_policy(config.precision)
-    vocabulary_size = config.backbone_arguments()["vocabulary_size"]
+    backbone_overrides = _backbone_overrides(config, tokenizer)
+    vocabulary_size = backbone_overrides["vocabulary_size"]
 
     # Token statistics: validation size, epochs -> steps, the unigram baseline.
     valid_counts = corpus.token_counts(valid_files, tokenizer, vocabulary_size)
@@ -536,6 +645,15 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
     warmup_steps = config.warmup_for(train_steps)
     validation_steps = _validation_steps(config, int(valid_counts.sum()),
                                          distribution.num_input_pipelines)
+
+    if config.zero_shot_probes:
+        from gpt1_keras.evaluation.zero_shot_callback import ZeroShotProbes
+
+        # Read and checked now, before training; only the chief scores.
+        callbacks = [ZeroShotProbes(tokenizer, config.zero_shot_probes,
+                                    split=config.zero_shot_split,
+                                    max_examples=config.zero_shot_examples,
+                                    enabled=distribution.is_chief), *callbacks]
 
     def dataset_fn(files, train):
         def fn(input_context):
@@ -551,8 +669,7 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
 
     def build_model():
         keras.utils.set_random_seed(config.seed)
-        backbone = build_backbone(config.architecture, config.preset,
-                                  **dict(config.model_overrides))
+        backbone = build_backbone(config.architecture, config.preset, **backbone_overrides)
         return GPT1CausalLM(backbone)
 
     train_config = trainer.TrainConfig(
@@ -590,7 +707,11 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
     if not distribution.is_chief:
         return None
     lm = result.model
-    model_path = atomic_save_model(lm, os.path.join(config.model_dir, "model.keras"))
+    # The saved model carries its tokenizer (`model.keras` holds the vocabulary and
+    # merges): evaluation, export, fine-tuning and `generate` read text with it.
+    preprocessor = GPT1CausalLMPreprocessor(tokenizer, sequence_length=config.sequence_length)
+    model_path = atomic_save_model(GPT1CausalLM(lm.backbone, preprocessor),
+                                   os.path.join(config.model_dir, "model.keras"))
     # A keras-hub preset: what `from_preset` (and keras-hub's) loads, weights included.
     save_preset(os.path.join(config.model_dir, "preset"), lm, tokenizer)
 
@@ -603,6 +724,7 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
     metrics = {
         "preset": config.preset,
         "parameters": int(lm.count_params()),
+        "vocabulary_size": vocabulary_size,
         "final_step": result.final_step,
         "resumed_from_step": result.initial_step,
         "train_loss": last.get("loss"),
@@ -620,8 +742,9 @@ def _pretrain_locked(config, distribution, jit_compile, start, callbacks):
         "replicas": distribution.num_replicas,
         "precision": config.precision,
         "xla": jit_compile,
-        "history": [{k: e.get(k) for k in ("step", "loss", "val_loss", "learning_rate")}
-                    for e in history],
+        "history": [{k: v for k, v in e.items()
+                     if k in ("step", "loss", "val_loss", "learning_rate")
+                     or k.startswith("zero_shot_")} for e in history],
     }
     if split_info:
         metrics["split"] = split_info

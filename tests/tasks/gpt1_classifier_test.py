@@ -362,6 +362,14 @@ class PresetTest(test_case.TestCase):
         with self.assertRaisesRegex(ValueError, "head='entailment'.*head='similarity'"):
             GPT1Classifier(backbone, num_classes=2, head="similarity",
                            preprocessor=preprocessor)
+        # A tokenizer of another vocabulary: its ids would index the wrong embedding rows.
+        with self.assertRaisesRegex(
+                ValueError, f"tokenizer has {self.tokenizer.vocabulary_size()} token ids but "
+                f"the model's vocabulary_size is {backbone.vocabulary_size}"):
+            GPT1Classifier(backbone, num_classes=2, preprocessor=self.preprocessor_cls(
+                self.tokenizer, "classification", 8))
+        backbone = GPT1Backbone(
+            **{**TINY_BACKBONE, "vocabulary_size": self.tokenizer.vocabulary_size()})
         too_long = self.preprocessor_cls(self.tokenizer, "classification", 17)
         with self.assertRaisesRegex(ValueError, "sequence_length=17.*max_sequence_length=16"):
             GPT1Classifier(backbone, num_classes=2, preprocessor=too_long)

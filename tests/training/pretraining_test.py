@@ -190,5 +190,93 @@ class PretrainPresetTest(absltest.TestCase):
                          GPT1Tokenizer()(["the quick fox"]).to_list())
 
 
+class CustomVocabularyTest(absltest.TestCase):
+    """Issue #27: a run's own BPE travels with the model (preset, `.keras`) and sets its size."""
+
+    def test_learned_bpe_sets_the_model_and_travels_with_it(self):
+        import keras
+        import keras_hub
+        import numpy as np
+
+        from gpt1_keras.tokenizers import GPT1Tokenizer
+        from gpt1_keras.training.pretraining import pretrain
+
+        config = test_case.tiny_pretrain_config(
+            self, preset="gpt1_tiny", bpe_vocabulary_size=60, train_steps=3, eval_steps=1,
+            sample_tokens=2)
+        metrics = pretrain(config)
+        tokenizer_dir = os.path.join(config.model_dir, "tokenizer")
+        learned = GPT1Tokenizer.from_preset(tokenizer_dir)
+        self.assertEqual(learned.vocabulary_size(), 63)  # 60 + the 3 special tokens
+        self.assertEqual(metrics["vocabulary_size"], 63)
+        text = ["the quick brown fox jumps over the lazy dog ."]
+        ids = learned(text).to_list()
+        self.assertNotEqual(ids, GPT1Tokenizer()(text).to_list())
+        # The saved model: a 63-row embedding, and its own preprocessor's tokenizer.
+        lm = keras.saving.load_model(os.path.join(config.model_dir, "model.keras"),
+                                     compile=False)
+        self.assertEqual(lm.backbone.vocabulary_size, 63)
+        self.assertEqual(lm.preprocessor.tokenizer(text).to_list(), ids)
+        # The preset: keras-hub's loader gives the same tokenizer and backbone.
+        preset = os.path.join(config.model_dir, "preset")
+        self.assertEqual(keras_hub.tokenizers.Tokenizer.from_preset(preset)(text).to_list(), ids)
+        backbone = keras_hub.models.Backbone.from_preset(preset)
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(backbone.token_embedding.embeddings),
+            keras.ops.convert_to_numpy(lm.backbone.token_embedding.embeddings))
+        # A second run on that tokenizer directory: the same vocabulary.
+        again = test_case.tiny_pretrain_config(
+            self, preset="gpt1_tiny", tokenizer=tokenizer_dir, train_steps=1, eval_steps=1,
+            num_samples=0, warmup_steps=0)
+        self.assertEqual(pretrain(again)["vocabulary_size"], 63)
+
+    def test_mismatches_are_named(self):
+        from gpt1_keras.tokenizers import train_bpe
+        from gpt1_keras.training.pretraining import pretrain
+
+        directory = os.path.join(self.create_tempdir().full_path, "bpe")
+        train_bpe(["the quick brown fox jumps over the lazy dog ."] * 20, 40,
+                  output_dir=directory)
+        config = test_case.tiny_pretrain_config(
+            self, preset="gpt1_tiny", tokenizer=directory, train_steps=1,
+            model_overrides={"vocabulary_size": 500})
+        with self.assertRaisesRegex(
+                ConfigError, "vocabulary_size=500 differs from the 43 token ids of the "
+                f"tokenizer \\({directory}\\)"):
+            pretrain(config)
+        with self.assertRaisesRegex(ConfigError, "give one"):
+            test_case.tiny_pretrain_config(self, tokenizer=directory, bpe_vocabulary_size=50)
+        with self.assertRaisesRegex(ConfigError, "bpe_vocabulary_size=-1"):
+            test_case.tiny_pretrain_config(self, bpe_vocabulary_size=-1)
+        with self.assertRaisesRegex(ConfigError, "is not a directory"):
+            test_case.tiny_pretrain_config(self, tokenizer=directory + "/missing")
+        # A corpus too small for the vocabulary asked for names the corpus.
+        config = test_case.tiny_pretrain_config(
+            self, preset="gpt1_tiny", bpe_vocabulary_size=5000, train_steps=1)
+        with self.assertRaisesRegex(
+                ConfigError, f"{config.model_dir}/data/train.txt is too small for a "
+                "vocabulary of 5000 tokens: BPE stopped at"):
+            pretrain(config)
+
+
+class ZeroShotProbesTest(absltest.TestCase):
+    def test_probes_are_scored_at_each_validation_pass(self):
+        from gpt1_keras.training.pretraining import pretrain
+
+        sst2 = self.create_tempdir("sst2").full_path
+        with open(os.path.join(sst2, "dev.tsv"), "w") as f:
+            f.write("sentence\tlabel\nthe quick fox is great .\t1\nthe lazy dog is bad .\t0\n")
+        config = test_case.tiny_pretrain_config(
+            self, preset="gpt1_tiny", train_steps=6, steps_per_epoch=3, checkpoint_every=3,
+            eval_steps=1, num_samples=0, zero_shot_probes=(f"sst2={sst2}",))
+        self.assertEqual(config.zero_shot_probes, (("sst2", sst2),))
+        history = pretrain(config)["history"]
+        self.assertEqual([e["step"] for e in history], [3, 6])
+        for entry in history:
+            self.assertIn(entry["zero_shot_sst2"], (0.0, 0.5, 1.0))
+        with self.assertRaisesRegex(ConfigError, "heuristic=data_dir"):
+            test_case.tiny_pretrain_config(self, zero_shot_probes=("sst2",))
+
+
 if __name__ == "__main__":
     absltest.main()
