@@ -1,9 +1,9 @@
-r"""GPT-1's Table 5 and Figure 2 at small scale, resumable; writes docs/reproduction.md.
+r"""GPT-1's Table 5 and Figure 2 at small scale, from the raw files, resumable; writes
+docs/reproduction.md.
 
-From a pretrained transformer LM (and, when given, an LSTM LM) this driver runs,
-through the library that `pipelines/finetune.py` and `pipelines/evaluate.py` wrap
-(`gpt1_keras.tasks.finetuning.finetune` / `evaluate_run`,
-`gpt1_keras.evaluation.zero_shot.evaluate_zero_shot`), in one process:
+One command, through the library that the binaries wrap
+(`gpt1_keras.training.pretraining.pretrain`, `gpt1_keras.tasks.finetuning.finetune` /
+`evaluate_run`, `gpt1_keras.evaluation.zero_shot`), in one process:
 
 1. Data: each GLUE training file (`glue/CoLA`, `sst2`, `glue/MRPC`, `glue/STS-B`,
    `glue/RTE` under `--data_dir`) is first read by the task's own reader (a
@@ -15,45 +15,42 @@ through the library that `pipelines/finetune.py` and `pipelines/evaluate.py` wra
    the test file (labelled, so the library would score it) is not given, so
    fine-tuning holds a seeded fifth of `train` out (`validation_fraction=0.2`) as
    its validation set, and the zero-shot heuristic is scored on `dev`.
-2. Table 5: for every task, fine-tunes four rows with the same recipe: the
+2. Pretraining (unless `--transformer_lm` is given): the `--pretrain_recipe`
+   (`mini`: a BPE of its own learned on the training books, then GPT-1's
+   architecture at 4 x 256) on `--corpus` in `<work_dir>/pretrain/transformer`,
+   then the equal-size LSTM on the same BPE, recipe and tokens in
+   `<work_dir>/pretrain/lstm`. Both score the four zero-shot heuristics at each
+   validation pass (`ZeroShotProbes`), into their history.
+3. Table 5: for every task, fine-tunes four rows with the same recipe: the
    transformer LM ("full"), `no_pretraining` (same architecture, random weights),
-   `lm_coef=0` ("w/o aux LM"), and the LSTM LM (`--lstm_lm`; the row says "not run"
-   when it is not given). Per-task scores, the
-   average, the difference to "full", and McNemar's exact paired test on the
-   validation predictions (`predictions/dev.tsv`) for every classification task.
-3. Figure 2 left: SST-2 and `--pair_task` fine-tuned with `layers_to_transfer`
+   `lm_coef=0` ("w/o aux LM"), and the LSTM LM. Each run reads text with the
+   tokenizer saved with its LM. Per-task scores, the average, the difference to
+   "full", and McNemar's exact paired test on the validation predictions
+   (`predictions/dev.tsv`) for every classification task.
+4. Figure 2 left: SST-2 and `--pair_task` fine-tuned with `layers_to_transfer`
    0..L; validation score and training score (the finished run scored on the exact
    training subset it saw, with `evaluate_run`, i.e. `finetune --eval_only`).
    With `--score_on=DIR` (laid out like `--data_dir`, e.g. GLUE's official
    `dev.tsv` files), every Table-5 run is also scored there without retraining.
-4. Figure 2 right: the four zero-shot heuristics (SST-2, CoLA, Story Cloze multiple
+5. Figure 2 right: the four zero-shot heuristics (SST-2, CoLA, Story Cloze multiple
    choice, the Winograd-style set in `bench/paper/data/winograd/dev.jsonl`, written
-   for this project) on every checkpoint kept in `<pretrain run>/checkpoints`,
+   for this project) along pretraining: from the runs' history, or (an LM given
+   without probes) on every checkpoint kept in `<pretrain run>/checkpoints`;
    normalised as `(score - chance) / (best fine-tuned score - chance)` (chance: 0.5
    accuracy, 0 Matthews; the Winograd set has no fine-tuned run: divided by
    `1 - chance`).
 
-A run is finished when its `metrics.json` exists (zero-shot: one `metrics.json`
-per checkpoint and heuristic); finished runs are read back, never retrained, so an
-interrupted driver continues where it stopped. A finished run whose recorded
-config differs from the one asked for is an error (use a new `--work_dir`).
-Every number in the document is read from these artifacts.
+A run is finished when its `metrics.json` exists; finished runs are read back,
+never retrained, and an interrupted pretraining resumes from its last checkpoint, so
+an interrupted driver continues where it stopped. A finished run whose recorded
+config differs from the one asked for is an error (use a new `--work_dir`). Every
+number in the document is read from these artifacts; `<work_dir>/stages.json`
+records each stage's wall time and the machine (its fp32 matmul peak).
 
-Run (from the repository root), after pretraining:
+Run (from the repository root):
 
-    PYTHONPATH=. .venv/bin/python bench/paper/reproduce.py \
-        --transformer_lm=/runs/books --lstm_lm=/runs/books_lstm --work_dir=/runs/paper
-
-Budget (defaults). gpt1_small trains at ~1,700 tokens/s on this 2-core CPU with
-TensorFlow; a fine-tuning example costs `sequence_length` tokens per epoch (two
-for Story Cloze's two endings). Runs: 4 Table-5 rows x 6 tasks = 24, plus Figure 2
-left's layer counts 0..5 for 2 tasks = 12 (6 layers is the "full" run, reused): 36.
-Each: 1,500 examples x 3 epochs x 96 tokens = 432k tokens = ~254 s (Story Cloze
-has 1,497 training stories, x2 endings: ~500 s); 36 x ~270 s = ~2.7 h. Evaluation
-is forward only (~3x faster): 500 validation examples per run and 1,500 training
-examples for the 12 + 2 Figure-2 runs: ~0.3 h. Zero-shot: 8 checkpoints x 2 LMs x 4
-heuristics on <= 400 examples (CoLA also scores 400 training sentences for its
-threshold): ~64 evaluations x ~20 s = ~0.4 h. Total ~3.4-3.8 h.
+    ./bazelw run //bench/paper:reproduce -- --data_dir=$PWD/../shared/data \
+        --work_dir=/runs/paper
 
 Recipe: the paper's (linear decay, `lm_coef` 0.5, batch 32, 3 epochs, classifier
 dropout 0.1, weight decay 0.01, clipping 1) except learning rate 2.5e-4 and
@@ -67,6 +64,7 @@ import json
 import os
 import random
 import sys
+import time
 
 from absl import flags
 
@@ -77,9 +75,22 @@ from tests import shared_data
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 _TRANSFORMER_LM = flags.DEFINE_string(
-    "transformer_lm", None, "The pretrained transformer: a pretrain run directory (its "
-    "model.keras and checkpoints/) or a .keras GPT1CausalLM.")
-_LSTM_LM = flags.DEFINE_string("lstm_lm", None, "The pretrained LSTM LM, the same way.")
+    "transformer_lm", None, "A pretrained transformer to use instead of pretraining one: a "
+    "pretrain run directory (its model.keras, history and checkpoints/) or a .keras "
+    "GPT1CausalLM.")
+_LSTM_LM = flags.DEFINE_string("lstm_lm", None, "A pretrained LSTM LM, the same way.")
+_CORPUS = flags.DEFINE_string(
+    "corpus", None, "The pretraining text (default: <data_dir>/books/books.txt).")
+_PRETRAIN_RECIPE = flags.DEFINE_string(
+    "pretrain_recipe", "mini", "The pretraining recipe of both LMs (pretraining.RECIPES); "
+    "the LSTM trains on the transformer's BPE and the same token budget.")
+_LSTM_SEQUENCE_LENGTH = flags.DEFINE_integer(
+    "lstm_sequence_length", 32, "The LSTM pretrains on the recipe's tokens per update in "
+    "sequences of this length (a batch that many times larger): its recurrence runs "
+    "2x faster on 2 cores at 32 than at 128 (BENCHMARKS.md); 0: the recipe's.")
+_PRETRAIN_OVERRIDES = flags.DEFINE_list(
+    "pretrain_overrides", [], "PretrainConfig fields over the recipe, for both LMs, as "
+    "key=value (JSON values), e.g. train_steps=400,batch_size=16.")
 _DATA_DIR = flags.DEFINE_string("data_dir", shared_data.path(must_exist=False),
                                 "The shared data folder (glue/, sst2/, story_cloze/).")
 _WINOGRAD = flags.DEFINE_string(
@@ -256,19 +267,135 @@ def pretraining_rows(lms):
     return rows
 
 
+class Stages:
+    """Wall time per stage of the driver, summed over its invocations (`stages.json`),
+    and the machine each invocation ran on (its fp32 matmul peak, CPU, load)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.data = _read_json(path) if os.path.exists(path) else {"stages": {}, "machines": []}
+        self._current = None
+        from gpt1_keras.data import corpus
+
+        self._write = corpus.atomic_write_text
+        self.data["machines"].append(machine())
+        self.save()
+
+    def start(self, name):
+        self._current = (name, time.time())
+        print(f"stage: {name}", flush=True)
+
+    def stop(self):
+        name, start = self._current
+        self.data["stages"][name] = self.data["stages"].get(name, 0.0) + time.time() - start
+        self._current = None
+        self.save()
+
+    def save(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._write(self.path, json.dumps(self.data, indent=2))
+
+    def table(self):
+        rows = ["| stage | wall time (summed over invocations) |", "| --- | ---: |"]
+        rows += [f"| {name} | {seconds / 60:.1f} min |"
+                 for name, seconds in self.data["stages"].items()]
+        total = sum(self.data["stages"].values())
+        rows.append(f"| all | {total / 60:.1f} min |")
+        rows += ["", "| invocation | CPU | cores | fp32 matmul peak (TF, 2 threads) | "
+                 "load average at start |", "| --- | --- | ---: | ---: | --- |"]
+        rows += [f"| {i + 1} | {m['cpu']} | {m['cores']} | {m['matmul_gflops']:.0f} GFLOP/s "
+                 f"| {' '.join(m['load_average'])} |"
+                 for i, m in enumerate(self.data["machines"])]
+        return "\n".join(rows)
+
+
+def machine():
+    """This machine: CPU model, cores, TensorFlow's fp32 matmul peak, load average."""
+    cpu = "unknown"
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {"cpu": cpu, "cores": os.cpu_count(), "matmul_gflops": common.tf_matmul_gflops(),
+            "load_average": common.load_average()}
+
+
+def _overrides(items):
+    fields = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise DriverError(f"--pretrain_overrides: {item!r} must be key=value.")
+        try:
+            fields[key.strip()] = json.loads(value)
+        except ValueError:
+            fields[key.strip()] = value
+    return fields
+
+
+def pretrain_lm(architecture, work, dirs, stages, tokenizer=None):
+    """Pretrains (or resumes, or reads back) the `architecture` LM of the recipe in
+    `<work>/pretrain/<architecture>`, with the zero-shot probes scored at every
+    validation pass; returns the run directory."""
+    from gpt1_keras.training.pretraining import PretrainConfig
+    from gpt1_keras.training.pretraining import pretrain
+
+    run_dir = os.path.join(work, "pretrain", architecture)
+    corpus = _CORPUS.value or os.path.join(_DATA_DIR.value, "books", "books.txt")
+    if not os.path.isfile(corpus):
+        raise DriverError(f"--corpus={corpus} does not exist (the pretraining text; "
+                          "default: <data_dir>/books/books.txt).")
+    probes = [(name, _WINOGRAD.value if name == "winograd" else dirs[task])
+              for name, task, _ in _ZERO_SHOT]
+    fields = dict(architecture=architecture, train_files=(corpus,), model_dir=run_dir,
+                  seed=_SEED.value, zero_shot_probes=tuple(probes),
+                  zero_shot_examples=_ZERO_SHOT_EXAMPLES.value,
+                  **_overrides(_PRETRAIN_OVERRIDES.value))
+    if "preset" in fields:  # A transformer preset: the LSTM takes its equal-size one.
+        from gpt1_keras.models.gpt1_presets import matching_preset
+
+        fields["preset"] = matching_preset(fields["preset"], architecture)
+    if tokenizer is not None:  # The transformer's BPE: the same tokens.
+        fields.update(tokenizer=tokenizer, bpe_vocabulary_size=0)
+    config = PretrainConfig.from_recipe(_PRETRAIN_RECIPE.value, **fields)
+    length = _LSTM_SEQUENCE_LENGTH.value
+    if architecture == "lstm" and length and not {"sequence_length", "batch_size"} & set(
+            _overrides(_PRETRAIN_OVERRIDES.value)):
+        tokens = config.batch_size * config.sequence_length
+        config = PretrainConfig.from_recipe(
+            _PRETRAIN_RECIPE.value, **fields, sequence_length=length,
+            batch_size=max(1, tokens // length))
+    if not os.path.exists(os.path.join(run_dir, "metrics.json")):
+        stages.start(f"pretraining: {architecture} LM" +
+                     (" (BPE first)" if config.bpe_vocabulary_size else ""))
+        pretrain(config)
+        stages.stop()
+    return run_dir
+
+
+def history_curve(model_path):
+    """`{heuristic: [(step, score)]}` from the pretraining run's history (the zero-shot
+    probes scored at each validation pass), or None when it has none."""
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "metrics.json")
+    if not os.path.exists(path):
+        return None
+    history = _read_json(path).get("history", [])
+    curve = {name: [(e["step"], e[f"zero_shot_{name}"]) for e in history
+                    if f"zero_shot_{name}" in e] for name, _, _ in _ZERO_SHOT}
+    return curve if all(curve.values()) else None
+
+
 class Runner:
-    """Fine-tunes (or reads back) runs in one process, one tokenizer for all."""
+    """Fine-tunes (or reads back) runs in one process."""
 
     def __init__(self, work_dir, recipe):
-        from gpt1_keras.tokenizers import GPT1Tokenizer
-
         self.work_dir, self.recipe = work_dir, recipe
-        self.tokenizer = GPT1Tokenizer()
         self.commands = []
         self.trained = 0
 
     def finetune(self, name, **fields):
-        """The metrics of run `runs/<name>`, training it when it is not finished."""
+        """The metrics of run `runs/<name>`, training it when it is not finished (with
+        the tokenizer saved with its `init_checkpoint`)."""
         from gpt1_keras.tasks.finetuning import FinetuneConfig
         from gpt1_keras.tasks.finetuning import finetune
 
@@ -288,7 +415,7 @@ class Runner:
             return metrics
         print(f"fine-tuning {name}", flush=True)
         self.trained += 1
-        return finetune(config, tokenizer=self.tokenizer)
+        return finetune(config)
 
     def score_on(self, name, data_dir):
         """The finished run `name` scored on `data_dir`'s labelled split (reused)."""
@@ -384,6 +511,7 @@ def zero_shot_curve(runner, arch, model_path, checkpoints, dirs, examples):
     from gpt1_keras.models import GPT1CausalLM
     from gpt1_keras.saving import load_model_file
     from gpt1_keras.tasks.predictions import write_metrics
+    from gpt1_keras.tokenizers import GPT1Tokenizer
     from gpt1_keras.training.checkpointing import CheckpointManager
 
     curve = {name: [] for name, _, _ in _ZERO_SHOT}
@@ -401,7 +529,8 @@ def zero_shot_curve(runner, arch, model_path, checkpoints, dirs, examples):
                     loaded = True
                 print(f"zero-shot {arch} step {step} {name}", flush=True)
                 data = _WINOGRAD.value if name == "winograd" else dirs[task]
-                result = evaluate_zero_shot(lm, runner.tokenizer, name, data, "dev",
+                tokenizer = lm.preprocessor.tokenizer if lm.preprocessor else GPT1Tokenizer()
+                result = evaluate_zero_shot(lm, tokenizer, name, data, "dev",
                                             examples)
                 result.pop("ids"), result.pop("predictions")
                 write_metrics(path, {**result, "checkpoint": step, "data_dir": data})
@@ -411,7 +540,7 @@ def zero_shot_curve(runner, arch, model_path, checkpoints, dirs, examples):
             data = _WINOGRAD.value if name == "winograd" else dirs[task]
             runner.commands.append(
                 f"evaluate_zero_shot(<{model_path} with the weights of "
-                f"{checkpoints}/ckpt-{step:09d}.npz>, GPT1Tokenizer(), {name!r}, {data!r}, "
+                f"{checkpoints}/ckpt-{step:09d}.npz>, <its tokenizer>, {name!r}, {data!r}, "
                 f"'dev', {examples})")
     return curve
 
@@ -468,18 +597,31 @@ def _plot_zero_shot(path, curves):
 
 def main(argv):
     del argv
-    if not _TRANSFORMER_LM.value or not _WORK_DIR.value:
-        raise DriverError("--transformer_lm and --work_dir are required.")
+    if not _WORK_DIR.value:
+        raise DriverError("--work_dir is required.")
     work = os.path.abspath(_WORK_DIR.value)
-    transformer, transformer_ckpts = resolve_lm(_TRANSFORMER_LM.value, "transformer_lm")
-    lstm, lstm_ckpts = resolve_lm(_LSTM_LM.value, "lstm_lm")
+    stages = Stages(os.path.join(work, "stages.json"))
     tasks = list(_TASKS.value)
     unknown = [t for t in tasks if t not in _METRIC]
     if unknown:
         raise DriverError(f"--tasks: unknown {unknown}; known: {sorted(_METRIC)}.")
     fig_tasks = ["sst2", _PAIR_TASK.value]
+    stages.start("data")
     dirs = prepare_data(_DATA_DIR.value, work, sorted(set(tasks + fig_tasks + ["cola"])),
                         _VALIDATION_EXAMPLES.value, _SEED.value)
+    stages.stop()
+
+    # The language models: given, or pretrained here (the transformer learns the BPE
+    # first; the LSTM trains on the same BPE and recipe). Interrupted runs resume.
+    transformer_run = _TRANSFORMER_LM.value
+    if transformer_run is None:
+        transformer_run = pretrain_lm("transformer", work, dirs, stages)
+    lstm_run = _LSTM_LM.value
+    if lstm_run is None and _TRANSFORMER_LM.value is None:
+        lstm_run = pretrain_lm("lstm", work, dirs, stages, tokenizer=os.path.join(
+            transformer_run, "tokenizer"))
+    transformer, transformer_ckpts = resolve_lm(transformer_run, "transformer_lm")
+    lstm, lstm_ckpts = resolve_lm(lstm_run, "lstm_lm")
     recipe = dict(sequence_length=_SEQUENCE_LENGTH.value, epochs=_EPOCHS.value,
                   batch_size=_BATCH_SIZE.value, learning_rate=_LEARNING_RATE.value,
                   warmup_fraction=_WARMUP.value, seed=_SEED.value,
@@ -488,6 +630,7 @@ def main(argv):
     runner = Runner(work, recipe)
 
     # Table 5.
+    stages.start("Table 5 fine-tuning")
     row_fields = {"full": dict(init_checkpoint=transformer),
                   "scratch": dict(init_checkpoint=transformer, no_pretraining=True),
                   "no_aux": dict(init_checkpoint=transformer, lm_coef=0.0),
@@ -508,6 +651,8 @@ def main(argv):
                         task, dirs[task], os.path.join(work, "runs", row, task),
                         os.path.join(work, "runs", "full", task))
 
+    stages.stop()
+
     # Every Table-5 run on other labelled splits (`finetune --eval_only`).
     other = {}
     if _SCORE_ON.value:
@@ -526,6 +671,7 @@ def main(argv):
     layer_counts = sorted({int(v) for v in _LAYERS.value or range(total_layers)}
                           | {total_layers})
     layer_scores = {}
+    stages.start("Figure 2 left fine-tuning")
     for task in fig_tasks:
         subset = training_subset_dir(task, dirs[task], work, _TRAIN_EXAMPLES.value)
         for n in layer_counts:
@@ -536,6 +682,7 @@ def main(argv):
             validation = _score(runner.finetune(name, **fields), task)
             training = _score(runner.score_on(name, subset), task)
             layer_scores.setdefault(task, []).append((n, validation, training))
+    stages.stop()
 
     # Figure 2 right.
     best = {task: max(scores[row][task] for row in scores if task in scores[row])
@@ -544,24 +691,28 @@ def main(argv):
     raw_curves, curves = {}, {}
     for arch, model, ckpts in (("transformer", transformer, transformer_ckpts),
                                ("lstm", lstm, lstm_ckpts)):
-        if model is None or ckpts is None:
+        if model is None or (ckpts is None and not history_curve(model)):
             continue
-        raw_curves[arch] = zero_shot_curve(runner, arch, model, ckpts, dirs,
-                                           _ZERO_SHOT_EXAMPLES.value)
+        stages.start(f"Figure 2 right ({arch})")
+        raw_curves[arch] = (history_curve(model) or
+                            zero_shot_curve(runner, arch, model, ckpts, dirs,
+                                            _ZERO_SHOT_EXAMPLES.value))
+        stages.stop()
         curves[arch] = {}
         for name, task, chance in _ZERO_SHOT:
             top = best.get(task, 1.0) if task else 1.0
             curves[arch][name] = [(s, (v - chance) / (top - chance) if top != chance else 0.0)
                                   for s, v in raw_curves[arch][name]]
 
+    stages.save()
     write_report(_OUTPUT.value, tasks, scores, not_run, mcnemar_cells, layer_scores,
                  raw_curves, curves, best, runner, recipe, other,
-                 pretraining_rows((("transformer", transformer), ("lstm", lstm))))
+                 pretraining_rows((("transformer", transformer), ("lstm", lstm))), stages)
     print(f"Wrote {_OUTPUT.value} ({runner.trained} runs trained now, the rest reused)")
 
 
 def write_report(output, tasks, scores, not_run, mcnemar_cells, layer_scores, raw_curves,
-                 curves, best, runner, recipe, other, pretrained):
+                 curves, best, runner, recipe, other, pretrained, stages):
     folder = os.path.dirname(os.path.abspath(output))
     os.makedirs(folder, exist_ok=True)
     stem = os.path.splitext(os.path.basename(output))[0]
@@ -638,6 +789,10 @@ differs).
 
 Command: `PYTHONPATH=. .venv/bin/python bench/paper/reproduce.py {' '.join(sys.argv[1:])}`
 
+## Stages and machine
+
+{stages.table()}
+
 ## The pretrained language models
 
 From each LM's pretraining run (`metrics.json`; tokens = updates x tokens per
@@ -675,10 +830,11 @@ parentheses; best fine-tuned: {norm or '-'}; Winograd: against 1.0).
 ## Runs
 
 Each fine-tuning run as the equivalent `pipelines/finetune.py` command (the driver
-calls the same library functions in one process); the zero-shot scores are
+calls the same library functions in one process); the zero-shot scores are those
+the pretraining runs' `ZeroShotProbes` wrote to their history at each validation pass
+(`pipelines/pretrain.py --zero_shot_probes`), or, for a given LM without them,
 `gpt1_keras.evaluation.zero_shot.evaluate_zero_shot` calls (what
-`pipelines/evaluate.py --zero_shot` runs) on each pretraining checkpoint's weights,
-loaded into the run's `model.keras` (the binary takes a `.keras` file only).
+`pipelines/evaluate.py --zero_shot` runs) on each pretraining checkpoint's weights.
 
 ```
 {commands}

@@ -1,9 +1,12 @@
-"""End to end: `bench/paper/reproduce.py` on tiny LMs pretrained here, a few examples.
+"""End to end: `bench/paper/reproduce.py`, the one command, tiny: BPE -> transformer LM
+-> LSTM LM (each scoring the zero-shot probes at its validation passes) -> Table 5 ->
+Figure 2 -> the report, on a 20 kB corpus and a few examples.
 
 Runs the driver as a user would (a subprocess), twice: the second call must reuse
-every run (no `metrics.json` rewritten). Checks that the report's cells are the
-runs' own numbers, that both PNGs are images, and that bad input (a malformed
-line, a missing training file) is one `ERROR:` line naming the file.
+every run (no `metrics.json` rewritten). Checks that both LMs share the BPE the
+driver learned, that the report's cells are the runs' own numbers (Figure 2 right
+from the pretraining histories), that both PNGs are images, and that bad input (a
+malformed line, a missing training file) is one `ERROR:` line naming the file.
 """
 
 import json
@@ -23,17 +26,12 @@ _DRIVER = os.path.join(_REPO, "bench", "paper", "reproduce.py")
 _SIZES = ["--tasks=sst2,story_cloze", "--pair_task=rte", "--layers=0",
           "--train_examples=8", "--validation_examples=8", "--zero_shot_examples=8",
           "--eval_examples=16", "--sequence_length=32", "--epochs=1", "--batch_size=4"]
-
-
-def _pretrain_tiny(model_dir, corpus, architecture, preset):
-    from gpt1_keras.training.pretraining import PretrainConfig
-    from gpt1_keras.training.pretraining import pretrain
-
-    pretrain(PretrainConfig(
-        architecture=architecture, preset=preset, train_files=(corpus,), model_dir=model_dir, train_steps=2,
-        batch_size=2, sequence_length=32, learning_rate=1e-3, warmup_steps=1,
-        checkpoint_every=1, keep_checkpoints=5, steps_per_epoch=2, eval_steps=1,
-        num_samples=0, validation_fraction=0.1, jit_compile=False))
+# The `mini` recipe shrunk: a 200-token BPE, gpt1_tiny (and lstm_tiny), 2 updates of
+# 2 x 32 tokens, a validation pass (and the zero-shot probes) after each.
+_PRETRAIN = ("--pretrain_overrides=preset=gpt1_tiny,bpe_vocabulary_size=200,train_steps=2,"
+             "batch_size=2,sequence_length=32,warmup_steps=1,steps_per_epoch=1,"
+             "checkpoint_every=1,eval_steps=1,num_samples=0,validation_books=0,"
+             "validation_fraction=0.1,jit_compile=false")
 
 
 def _run(*args):
@@ -59,11 +57,9 @@ class PaperDriverTest(absltest.TestCase):
             text = f.read(20000)
         with open(corpus, "w", encoding="utf-8") as f:
             f.write(text)
-        cls.lm = os.path.join(cls.root, "lm")
-        _pretrain_tiny(cls.lm, corpus, "transformer", "gpt1_tiny")
-        cls.lstm = os.path.join(cls.root, "lstm")
-        _pretrain_tiny(cls.lstm, corpus, "lstm", "lstm_tiny")
         cls.work = os.path.join(cls.root, "work")
+        cls.lm = os.path.join(cls.work, "pretrain", "transformer")
+        cls.lstm = os.path.join(cls.work, "pretrain", "lstm")
         cls.doc = os.path.join(cls.root, "doc", "reproduction.md")
         # Other labelled splits to score every run on: the driver's own SST-2 split
         # (so the cells must equal the validation scores) and Story Cloze's dev fifth.
@@ -72,8 +68,7 @@ class PaperDriverTest(absltest.TestCase):
         os.symlink(os.path.join(cls.work, "data", "sst2"), os.path.join(cls.other, "sst2"))
         os.symlink(os.path.join(cls.data, "story_cloze"),
                    os.path.join(cls.other, "story_cloze"))
-        cls.args = [f"--transformer_lm={cls.lm}", f"--lstm_lm={cls.lstm}",
-                    f"--work_dir={cls.work}",
+        cls.args = [f"--corpus={corpus}", _PRETRAIN, f"--work_dir={cls.work}",
                     f"--data_dir={cls.data}", f"--output={cls.doc}",
                     f"--score_on={cls.other}", *_SIZES]
         cls.first = _run(*cls.args)
@@ -120,15 +115,24 @@ class PaperDriverTest(absltest.TestCase):
         self.assertRegex(doc, re.escape(f"| rte (acc) | 0 | {100 * rte0:.1f} |"))
         self.assertRegex(doc, re.escape(f"| rte (acc) | 2 |") + r" [\d.]+ \| " +
                          re.escape(f"{100 * rte2_train['accuracy']:.1f} |"))
-        # Figure 2 right: one row per checkpoint (updates 1 and 2) of each LM.
-        for arch in ("transformer", "lstm"):
-            for step in (1, 2):
-                with open(os.path.join(self.work, "zero_shot", arch, f"step{step}",
-                                       "winograd", "metrics.json")) as f:
-                    winograd = json.load(f)
-                self.assertEqual(winograd["num_examples"], 8)
-                self.assertRegex(doc, rf"\| {arch} \| {step} \| .*\| "
-                                 + re.escape(f"{100 * winograd['accuracy']:.1f}") + r" \(")
+        # Figure 2 right: one row per validation pass (updates 1 and 2) of each LM, the
+        # probes' scores from its pretraining history.
+        for arch, run in (("transformer", self.lm), ("lstm", self.lstm)):
+            with open(os.path.join(run, "metrics.json")) as f:
+                history = json.load(f)["history"]
+            self.assertEqual([e["step"] for e in history], [1, 2])
+            for entry in history:
+                self.assertRegex(doc, rf"\| {arch} \| {entry['step']} \| .*\| " + re.escape(
+                    f"{100 * entry['zero_shot_winograd']:.1f}") + r" \(")
+        # Both LMs read text with the BPE the driver learned (203 ids), saved with them.
+        for run in (self.lm, self.lstm):
+            with open(os.path.join(run, "metrics.json")) as f:
+                self.assertEqual(json.load(f)["vocabulary_size"], 203)
+        with open(os.path.join(self.work, "stages.json")) as f:
+            stages = json.load(f)
+        self.assertIn("pretraining: transformer LM (BPE first)", stages["stages"])
+        self.assertIn("| pretraining: lstm LM |", doc)
+        self.assertIn("GFLOP/s", doc)
         # The pretrained LMs' table: each LM's own pretraining metrics.json.
         for arch, run in (("transformer", self.lm), ("lstm", self.lstm)):
             with open(os.path.join(run, "metrics.json")) as f:
@@ -146,8 +150,8 @@ class PaperDriverTest(absltest.TestCase):
     def test_second_run_reuses_every_run(self):
         self.assertEqual(self.first.returncode, 0, self.first.stderr[-3000:])
         before = _metrics_files(self.work)
-        # 4 rows x 2 tasks and layers 0 of 2 tasks fine-tuned; 2 LMs x 2 x 4 zero-shot.
-        self.assertGreaterEqual(len(before), 10 + 16)
+        # 2 LMs; 4 rows x 2 tasks and layers 0 of 2 tasks fine-tuned.
+        self.assertGreaterEqual(len(before), 2 + 10)
         scores = {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
                   for d, _, files in os.walk(self.work) for f in files
                   if d.endswith("driver_scores")}
@@ -168,7 +172,8 @@ class PaperDriverTest(absltest.TestCase):
             f.write("only\ttwo\n")
         with open(path, encoding="utf-8") as f:
             line = len(f.read().splitlines())
-        args = [f"--transformer_lm={self.lm}", f"--work_dir={self.root}/bad_work",
+        args = [f"--transformer_lm={self.lm}", f"--lstm_lm={self.lstm}",
+                f"--work_dir={self.root}/bad_work",
                 f"--data_dir={bad}", f"--output={self.root}/bad.md", *_SIZES]
         result = _run(*args)
         self.assertEqual(result.returncode, 2)
