@@ -554,6 +554,8 @@ def _prepare_data(config):
 
 
 TOKENIZER_DIR = "tokenizer"
+# How long a non-chief worker waits for the chief to learn the BPE (books.txt: minutes).
+_TOKENIZER_WAIT_SECONDS = 3600
 _GPT1_TOKENIZER = "GPT-1's"
 
 
@@ -577,8 +579,14 @@ def _tokenizer(config, train_files, distribution):
         logging.info("Learned a BPE of %d tokens on %s in %.0f s: %s.",
                      config.bpe_vocabulary_size, ", ".join(train_files), time.time() - start,
                      directory)
-    # Other workers wait for the chief's (the trainer's first collective keeps them in step).
+    # Other workers wait for the chief's, at most _TOKENIZER_WAIT_SECONDS.
+    deadline = time.time() + _TOKENIZER_WAIT_SECONDS
     while not os.path.isfile(os.path.join(directory, "tokenizer.json")):
+        if time.time() > deadline:
+            raise ConfigError(
+                f"bpe_vocabulary_size={config.bpe_vocabulary_size}: the chief wrote no "
+                f"tokenizer to {directory} in {_TOKENIZER_WAIT_SECONDS} s; check the chief's "
+                "log, or learn the BPE first and pass it as tokenizer.")
         time.sleep(1)
     return GPT1Tokenizer.from_preset(directory)
 
