@@ -52,7 +52,7 @@ class GPT1BackboneTest(test_case.TestCase):
         self.assertEqual(_expected_parameters(**gpt1), 116_534_784 + 3 * 768)
 
     def test_unknown_preset_lists_known_ones(self):
-        with self.assertRaisesRegex(ValueError, "gpt3.*gpt1, gpt1_small, gpt1_tiny"):
+        with self.assertRaisesRegex(ValueError, "gpt3.*gpt1, gpt1_mini, gpt1_small, gpt1_tiny"):
             GPT1Backbone.from_architecture("gpt3")
 
     def test_initializer_is_gpt1s_normal(self):

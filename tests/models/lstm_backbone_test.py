@@ -135,11 +135,11 @@ class LSTMBackboneTest(absltest.TestCase):
         self.assertIs(backbone_class("lstm"), LSTMBackbone)
         with self.assertRaisesRegex(ValueError, "architecture='rnn'"):
             backbone_class("rnn")
-        with self.assertRaisesRegex(ValueError, "lstm_small, lstm_tiny. 'gpt1_small' is a "
-                                                "preset of architecture='transformer'"):
+        with self.assertRaisesRegex(ValueError, "lstm_mini, lstm_small, lstm_tiny. 'gpt1_small' "
+                                                "is a preset of architecture='transformer'"):
             build_backbone("lstm", "gpt1_small")
-        with self.assertRaisesRegex(ValueError, "gpt1, gpt1_small, gpt1_tiny.*'lstm_tiny' is "
-                                                "a preset of architecture='lstm'"):
+        with self.assertRaisesRegex(ValueError, "gpt1, gpt1_mini, gpt1_small, gpt1_tiny.*"
+                                                "'lstm_tiny' is a preset of architecture='lstm'"):
             build_backbone("transformer", "lstm_tiny")
         with self.assertRaisesRegex(ValueError, "architecture='lstm'"):
             GPT1Backbone.from_architecture("lstm_small")  # the transformer's own lookup
