@@ -153,6 +153,54 @@ class GPT1Backbone(GPT1FamilyBackbone):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.remat = remat
 
+    @staticmethod
+    def get_layout_map(device_mesh, model_parallel_dim_name="model",
+                       data_parallel_dim_name="batch"):
+        """A `keras.distribution.LayoutMap` sharding the backbone for `ModelParallel`.
+
+        As keras-hub's backbones do (Megatron-style): the token embedding, shared
+        with the tied LM head, split over the vocabulary on the model axis; each
+        block's first projections (`c_attn`, the fused query/key/value, and the
+        MLP's `c_fc`) split over their outputs on the model axis, and the second
+        (`attn/c_proj`, the MLP's `c_proj`) over their inputs, so that a block
+        needs one all-reduce per projection pair; the other dimension is split over
+        the data axis (weights stay whole on a mesh whose data axis has size 1).
+        Position embeddings, biases of the second projections and LayerNorms are
+        replicated.
+
+        Example:
+        ```python
+        mesh = keras.distribution.DeviceMesh((2, 4), ("batch", "model"),
+                                             keras.distribution.list_devices())
+        distribution = keras.distribution.ModelParallel(
+            layout_map=GPT1Backbone.get_layout_map(mesh), batch_dim_name="batch")
+        with distribution.scope():
+            lm = GPT1CausalLM.from_preset("hf://openai-community/openai-gpt")
+        ```
+
+        Args:
+            device_mesh: a `keras.distribution.DeviceMesh`.
+            model_parallel_dim_name: the mesh axis the weights are split over.
+            data_parallel_dim_name: the mesh axis the data is split over.
+
+        Returns:
+            The `keras.distribution.LayoutMap`.
+        """
+        if not isinstance(device_mesh, keras.distribution.DeviceMesh):
+            raise ValueError("`device_mesh` must be a `keras.distribution.DeviceMesh`. "
+                             f"Received: device_mesh={device_mesh!r}")
+        for name in (model_parallel_dim_name, data_parallel_dim_name):
+            if name not in device_mesh.axis_names:
+                raise ValueError(f"{name!r} is not an axis of the device mesh, whose axes "
+                                 f"are {list(device_mesh.axis_names)}.")
+        model, data = model_parallel_dim_name, data_parallel_dim_name
+        layout_map = keras.distribution.LayoutMap(device_mesh)
+        layout_map["token_embedding/embeddings"] = (model, data)
+        layout_map["transformer_layer_.*(c_attn|c_fc)/kernel"] = (data, model)
+        layout_map["transformer_layer_.*(c_attn|c_fc)/bias"] = (model,)
+        layout_map["transformer_layer_.*c_proj/kernel"] = (model, data)
+        return layout_map
+
     def empty_cache(self, batch_size, max_length):
         """A zero key/value cache for `call_with_cache()`.
 
