@@ -73,6 +73,10 @@ from gpt1_keras import cli
 from tests import shared_data
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Under `bazel run`: the checkout the report goes to, and the directory relative paths
+# in the flags are relative to (the caller's, not the runfiles').
+_CHECKOUT = os.environ.get("BUILD_WORKSPACE_DIRECTORY", _REPO)
+_CALLER_DIR = os.environ.get("BUILD_WORKING_DIRECTORY")
 
 _TRANSFORMER_LM = flags.DEFINE_string(
     "transformer_lm", None, "A pretrained transformer to use instead of pretraining one: a "
@@ -97,7 +101,7 @@ _WINOGRAD = flags.DEFINE_string(
     "winograd_dir", os.path.join(_REPO, "bench", "paper", "data", "winograd"),
     "Folder of the Winograd-style set (dev.jsonl, WinoGrande layout).")
 _WORK_DIR = flags.DEFINE_string("work_dir", None, "Runs go here; finished ones are reused.")
-_OUTPUT = flags.DEFINE_string("output", os.path.join(_REPO, "docs", "reproduction.md"),
+_OUTPUT = flags.DEFINE_string("output", os.path.join(_CHECKOUT, "docs", "reproduction.md"),
                               "The Markdown report; its PNGs go beside it.")
 _SCORE_ON = flags.DEFINE_string(
     "score_on", None, "A folder laid out like --data_dir (glue/RTE/dev.tsv, sst2/dev.tsv, "
@@ -597,6 +601,8 @@ def _plot_zero_shot(path, curves):
 
 def main(argv):
     del argv
+    if _CALLER_DIR:
+        os.chdir(_CALLER_DIR)
     if not _WORK_DIR.value:
         raise DriverError("--work_dir is required.")
     work = os.path.abspath(_WORK_DIR.value)
