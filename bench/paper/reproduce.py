@@ -59,6 +59,7 @@ moves a 6-layer model (bench/finetune measured this on SST-2), and sequences of 
 tokens instead of 512 (budget). The same setting for every row and task.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -351,10 +352,10 @@ def pretrain_lm(architecture, work, dirs, stages, tokenizer=None):
                           "default: <data_dir>/books/books.txt).")
     probes = [(name, _WINOGRAD.value if name == "winograd" else dirs[task])
               for name, task, _ in _ZERO_SHOT]
+    overrides = _overrides(_PRETRAIN_OVERRIDES.value)
     fields = dict(architecture=architecture, train_files=(corpus,), model_dir=run_dir,
                   seed=_SEED.value, zero_shot_probes=tuple(probes),
-                  zero_shot_examples=_ZERO_SHOT_EXAMPLES.value,
-                  **_overrides(_PRETRAIN_OVERRIDES.value))
+                  zero_shot_examples=_ZERO_SHOT_EXAMPLES.value, **overrides)
     if "preset" in fields:  # A transformer preset: the LSTM takes its equal-size one.
         from gpt1_keras.models.gpt1_presets import matching_preset
 
@@ -364,11 +365,10 @@ def pretrain_lm(architecture, work, dirs, stages, tokenizer=None):
     config = PretrainConfig.from_recipe(_PRETRAIN_RECIPE.value, **fields)
     length = _LSTM_SEQUENCE_LENGTH.value
     if architecture == "lstm" and length and not {"sequence_length", "batch_size"} & set(
-            _overrides(_PRETRAIN_OVERRIDES.value)):
+            overrides):
         tokens = config.batch_size * config.sequence_length
-        config = PretrainConfig.from_recipe(
-            _PRETRAIN_RECIPE.value, **fields, sequence_length=length,
-            batch_size=max(1, tokens // length))
+        config = dataclasses.replace(config, sequence_length=length,
+                                     batch_size=max(1, tokens // length))
     if not os.path.exists(os.path.join(run_dir, "metrics.json")):
         stages.start(f"pretraining: {architecture} LM" +
                      (" (BPE first)" if config.bpe_vocabulary_size else ""))
@@ -443,8 +443,6 @@ class Runner:
 
 def _command(config):
     """The `pipelines/finetune.py` command line of a config (non-default fields)."""
-    import dataclasses
-
     from gpt1_keras.tasks.finetuning import FinetuneConfig
 
     args = []
@@ -697,10 +695,11 @@ def main(argv):
     raw_curves, curves = {}, {}
     for arch, model, ckpts in (("transformer", transformer, transformer_ckpts),
                                ("lstm", lstm, lstm_ckpts)):
-        if model is None or (ckpts is None and not history_curve(model)):
+        history = history_curve(model) if model is not None else None
+        if model is None or (ckpts is None and not history):
             continue
         stages.start(f"Figure 2 right ({arch})")
-        raw_curves[arch] = (history_curve(model) or
+        raw_curves[arch] = (history or
                             zero_shot_curve(runner, arch, model, ckpts, dirs,
                                             _ZERO_SHOT_EXAMPLES.value))
         stages.stop()

@@ -238,8 +238,8 @@ def architecture_of(backbone):
 def load_backbone(path):
     """The backbone (`GPT1Backbone`, `LSTMBackbone`) inside a `.keras` LM, backbone
     or classifier file (or a run directory's `model.keras`), or of a preset: a
-    preset directory (e.g. a run's `preset/`), `"hf://openai-community/openai-gpt"`, a local Hugging Face
-    checkpoint directory, a `"kaggle://"` handle."""
+    preset directory (e.g. a run's `preset/`), `"hf://openai-community/openai-gpt"`, a
+    local Hugging Face checkpoint directory, a `"kaggle://"` handle."""
     from gpt1_keras.saving import load_model_file
 
     path = _model_file_of_run(path)

@@ -227,7 +227,8 @@ class GPT1Tokenizer(keras_hub.tokenizers.Tokenizer):
         self.special_tokens_in_strings = special_tokens_in_strings
         self._splitter = SpacySplitter() if normalization == "openai" else None
         if (vocabulary is None) != (merges is None):
-            given, missing = ("vocabulary", "merges") if merges is None else ("merges", "vocabulary")
+            given, missing = (("vocabulary", "merges") if merges is None
+                              else ("merges", "vocabulary"))
             raise ConfigError(
                 f"GPT1Tokenizer got `{given}` without `{missing}`: pass both files of one "
                 f"BPE training (GPT-1's own {missing} would not fit another {given}). "

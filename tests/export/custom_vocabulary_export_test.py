@@ -59,7 +59,8 @@ class CustomVocabularyExportTest(absltest.TestCase):
         for name, model, task in (("lm", cls.lm, None), ("classifier", cls.classifier, "sst2")):
             model_dir = lib.save_model_dir(model, os.path.join(tmp, name), task=task,
                                            sequence_length=24)
-            paths[f"path_{name}"] = export_saved_model(model_dir, os.path.join(tmp, f"{name}_export"))
+            paths[f"path_{name}"] = export_saved_model(
+                model_dir, os.path.join(tmp, f"{name}_export"))
         cls.served = lib.run_fresh(_SERVE, {
             **paths, "score": {"text": lib.encode(TEXTS)},
             "classify": {"text": lib.encode(TEXTS)}}, tmp)
